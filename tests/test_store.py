@@ -1,0 +1,526 @@
+"""Behaviour of the call log: spool segments, fold, query, locking, crashes, migrations.
+
+Real files in tmp_path and real subprocesses: the properties under test (DuckDB's file lock,
+atomic renames, kill -9) only exist across processes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from unillm.tracer import schema, spool, store
+from unillm.tracer.schema import Column, Migration
+from unillm.tracer.store import LogLocation
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _spawn(code: str, *args: str, **kw: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
+
+
+def call(call_id: str, **extra: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "call_id": call_id,
+        "started_at": "2026-11-24T05:30:00.123456+00:00",
+        "duration_ms": 12.5,
+        "operation": "chat",
+        "stream": False,
+        "request_model": "gpt-4o-mini",
+        "status": "ok",
+        "input_tokens": 10,
+        "output_tokens": 3,
+        "cost_usd": None,
+        "price_known": False,
+        "tags": {"user": "alice", "team": "search"},
+        "usage_raw": {"prompt_tokens": 10, "completion_tokens": 3},
+        "process_id": os.getpid(),
+    }
+    row.update(extra)
+    return row
+
+
+@pytest.fixture
+def loc(tmp_path: Path) -> LogLocation:
+    return LogLocation(tmp_path / "logs" / "calls.duckdb")
+
+
+def count(loc: LogLocation, table: str = "calls") -> int:
+    return int(store.query(loc, f"SELECT count(*) FROM {table}", fold_first=False).scalar())
+
+
+def db_ids(loc: LogLocation) -> list[str]:
+    con = duckdb.connect(str(loc.db_path), read_only=True)
+    try:
+        return [r[0] for r in con.execute("SELECT call_id FROM calls").fetchall()]
+    finally:
+        con.close()
+
+
+# ------------------------------------------------------------------------------------ schema
+
+
+def test_migrations_produce_exactly_the_schema_tables() -> None:
+    con = duckdb.connect()
+    for migration in schema.MIGRATIONS:
+        for statement in migration.statements:
+            con.execute(statement)
+    names = [m.name for m in schema.MIGRATIONS]
+    assert len(set(names)) == len(names), "migration names must be unique"
+    for table, columns in schema.TABLES.items():
+        # Let DuckDB spell both sides (TIMESTAMPTZ vs TIMESTAMP WITH TIME ZONE and so on).
+        defs = ", ".join(f'"{c.name}" {c.sql_type}' for c in columns)
+        con.execute(f"CREATE TABLE expected_{table} ({defs})")
+        got = con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall()
+        want = con.execute(f"SELECT column_name, column_type FROM (DESCRIBE expected_{table})").fetchall()
+        assert got == want, table
+    assert set(schema.TABLE_KEYS) == set(schema.TABLES)
+
+
+def test_migration_0001_is_frozen_literal_sql() -> None:
+    first = schema.MIGRATIONS[0]
+    assert first.name == "0001_calls_and_attempts"
+    assert first.statements[0].startswith("CREATE TABLE IF NOT EXISTS calls (\n  call_id VARCHAR,")
+    assert "unillm_version VARCHAR\n)" in first.statements[0]
+
+
+# ------------------------------------------------------------------------------------ spool
+
+
+def test_import_does_not_load_duckdb() -> None:
+    code = "import sys, unillm.tracer.spool, unillm.tracer.store; assert 'duckdb' not in sys.modules, 'duckdb imported'"
+    subprocess.run([sys.executable, "-c", code], env=_env(), check=True)
+
+
+def test_write_segment_is_atomic_ndjson(loc: LogLocation) -> None:
+    when = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+    path = spool.write_segment(loc.spool_dir, "calls", [call("a", started_at=when), call("b")])
+    assert path.parent == loc.spool_dir and path.name.startswith("calls-") and path.suffix == ".jsonl"
+    assert [p.name for p in loc.spool_dir.iterdir()] == [path.name]  # no .tmp left behind
+    lines = path.read_text().splitlines()
+    assert [json.loads(line)["call_id"] for line in lines] == ["a", "b"]
+    assert json.loads(lines[0])["started_at"] == str(when)  # default=str for non-JSON values
+    more = [spool.write_segment(loc.spool_dir, "calls", [call(f"c{i}")]) for i in range(12)]
+    assert spool.list_segments(loc.spool_dir, "calls") == [path, *more]  # oldest first
+    assert spool.list_segments(loc.spool_dir, "attempts") == []
+    assert spool.list_segments(loc.spool_dir / "missing", "calls") == []
+    (loc.spool_dir / (more[0].name + ".tmp")).write_text("half")  # a writer mid-write
+    assert len(spool.list_segments(loc.spool_dir, "calls")) == 13
+    with pytest.raises(ValueError, match="unknown call-log table"):
+        spool.write_segment(loc.spool_dir, "call", [call("x")])
+    with pytest.raises(ValueError):
+        spool.write_segment(loc.spool_dir, "calls", [])
+
+
+# ------------------------------------------------------------------------------------ fold + query
+
+
+def test_rows_visible_before_and_after_fold_exactly_once(loc: LogLocation) -> None:
+    spool.write_segment(loc.spool_dir, "calls", [call(f"c{i}") for i in range(30)])
+    spool.write_segment(loc.spool_dir, "calls", [call(f"c{i}") for i in range(20, 50)])  # 10 duplicates
+    spool.write_segment(loc.spool_dir, "calls", [call("c7"), call("c7"), call("c50")])  # dups in one file
+    spool.write_segment(loc.spool_dir, "attempts", [{"call_id": "c1", "attempt": a} for a in (1, 2, 2)])
+
+    assert not loc.db_path.exists()
+    assert count(loc) == 51  # spool only, deduplicated
+    assert count(loc, "attempts") == 2
+
+    result = store.fold(loc)
+    assert result.folded and result.rows == {"calls": 51, "attempts": 2}
+    assert result.segments == 4 and result.bad == ()
+    assert result.migrations == tuple(m.name for m in schema.MIGRATIONS)
+    assert spool.list_segments(loc.spool_dir, "calls") == []
+    assert count(loc) == 51 and count(loc, "attempts") == 2
+
+    again = store.fold(loc)
+    assert again.folded and again.rows == {} and again.segments == 0 and again.migrations == ()
+    assert count(loc) == 51
+
+    # Half in the db, half in the spool: still once each.
+    spool.write_segment(loc.spool_dir, "calls", [call(f"c{i}") for i in range(45, 60)])
+    assert count(loc) == 60
+    assert store.fold(loc).rows == {"calls": 9}
+    ids = db_ids(loc)
+    assert len(ids) == len(set(ids)) == 60
+
+
+def test_crash_between_commit_and_delete_is_harmless(loc: LogLocation) -> None:
+    seg = spool.write_segment(loc.spool_dir, "calls", [call(f"c{i}") for i in range(10)])
+    saved = seg.read_bytes()
+    assert store.fold(loc).rows == {"calls": 10}
+    seg.write_bytes(saved)  # as if the folder died after COMMIT, before unlink
+    assert count(loc) == 10
+    result = store.fold(loc)
+    assert result.rows == {"calls": 0} and result.segments == 1
+    assert not seg.exists() and len(db_ids(loc)) == 10
+
+
+def test_values_and_types_round_trip(loc: LogLocation) -> None:
+    spool.write_segment(loc.spool_dir, "calls", [call("a"), call("b", tags={"user": "bob"}, usage_raw=None)])
+    for phase in ("spool", "db"):
+        r = store.query(
+            loc,
+            "SELECT call_id, tags['user'] AS u, tags, started_at, usage_raw->>'prompt_tokens' AS pt, stream "
+            "FROM calls ORDER BY call_id",
+            fold_first=False,
+        )
+        assert r.columns == ["call_id", "u", "tags", "started_at", "pt", "stream"], phase
+        a, b = r.to_dicts()
+        assert a["u"] == "alice" and b["u"] == "bob", phase  # the plain value, not a list
+        assert a["tags"] == {"user": "alice", "team": "search"}
+        assert a["started_at"] == dt.datetime(2026, 11, 24, 5, 30, 0, 123456, tzinfo=dt.timezone.utc)
+        assert a["pt"] == "10" and b["pt"] is None
+        assert a["stream"] is False
+        store.fold(loc)
+    by_user = store.query(loc, "SELECT tags['user'] u, count(*) n FROM calls GROUP BY ALL ORDER BY u")
+    assert by_user.rows == [("alice", 1), ("bob", 1)]
+    assert store.query(loc, "SELECT count(*) FROM calls WHERE call_id = ?", ["a"]).scalar() == 1
+    assert store.query(loc, "SELECT count(*) FROM calls WHERE call_id = $id", {"id": "zz"}).scalar() == 0
+    hours = store.query(loc, "SELECT date_trunc('hour', started_at) h, count(*) FROM calls GROUP BY 1")
+    assert hours.rows == [(dt.datetime(2026, 11, 24, 5, tzinfo=dt.timezone.utc), 2)]
+
+
+def test_query_result_api(loc: LogLocation) -> None:
+    spool.write_segment(loc.spool_dir, "calls", [call(f"c{i:03}", input_tokens=i) for i in range(120)])
+    r = store.query(loc, "SELECT call_id, input_tokens FROM calls ORDER BY call_id")
+    assert len(r) == 120 and list(r)[0] == ("c000", 0) and r.fetchall() is r.rows
+    text = repr(r)
+    assert text.splitlines()[0].split() == ["call_id", "|", "input_tokens"]
+    assert "c049" in text and "c050" not in text and "(120 rows, showing the first 50)" in text
+    assert str(r) == text
+    with pytest.raises(ValueError, match="one column"):
+        r.scalar()
+    assert store.query(loc, "SELECT 1 WHERE false").scalar() is None
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="pip install pandas"):
+            r.df()
+    else:
+        assert list(r.df().columns) == ["call_id", "input_tokens"] and len(r.df()) == 120
+
+
+def test_read_only_guard(loc: LogLocation) -> None:
+    spool.write_segment(loc.spool_dir, "calls", [call("a")])
+    store.fold(loc)
+    for sql, kind in [
+        ("DELETE FROM calls", "DELETE"),
+        ("UPDATE calls SET status = 'x'", "UPDATE"),
+        ("DROP TABLE calls", "DROP"),
+        ("CREATE TABLE t AS SELECT 1", "CREATE"),
+        ("COPY calls TO 'out.csv'", "COPY"),
+        ("ATTACH 'other.duckdb'", "ATTACH"),
+        ("INSTALL httpfs", "LOAD"),
+        ("SET threads = 1", "SET"),
+        ("PRAGMA version", "PRAGMA"),
+    ]:
+        with pytest.raises(ValueError, match=f"read-only: {kind} statements are refused"):
+            store.query(loc, sql)
+    with pytest.raises(ValueError, match="one read-only statement"):
+        store.query(loc, "SELECT 1; DELETE FROM calls")
+    assert count(loc) == 1
+    assert store.query(loc, "SELECT tags['user'] FROM calls").scalar() == "alice"
+    assert store.query(loc, "FROM calls SELECT call_id").rows == [("a",)]
+    assert store.query(loc, "WITH x AS (SELECT * FROM calls) SELECT count(*) FROM x").scalar() == 1
+    assert store.query(loc, "DESCRIBE calls").rows[0][:2] == ("call_id", "VARCHAR")
+    # Without the guard the file is still attached read-only.
+    with pytest.raises(duckdb.Error):
+        store.query(loc, f"DELETE FROM {store.DB_ALIAS}.calls", read_only_guard=False)
+    with pytest.raises(duckdb.CatalogException):
+        store.query(loc, "SELECT * FROM callz")  # no Python-variable replacement scan
+
+
+# ------------------------------------------------------------------------------------ locking
+
+HOLD_OPEN = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+print("open", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_foreign_process_holding_the_lock(loc: LogLocation) -> None:
+    spool.write_segment(loc.spool_dir, "calls", [call("a")])
+    assert store.fold(loc).rows == {"calls": 1}
+    spool.write_segment(loc.spool_dir, "calls", [call("b")])
+    holder = _spawn(HOLD_OPEN, str(loc.db_path), stdin=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        result = store.fold(loc, max_wait_s=0.2)
+        assert not result.folded and "held open" in (result.reason or "")
+        assert not store.fold(loc).folded  # max_wait_s=0: one try, no exception
+        with pytest.raises(store.LogBusyError) as err:
+            store.query(loc, "SELECT count(*) FROM calls", lock_wait_s=0.3)
+        message = str(err.value)
+        assert str(loc.db_path) in message and "another process" in message
+        assert f"PID {holder.pid}" in message and err.value.holder_pid == holder.pid
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=10)
+    assert count(loc) == 2
+    assert store.fold(loc).rows == {"calls": 1}
+    assert sorted(db_ids(loc)) == ["a", "b"]
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from unillm.tracer import spool
+spool_dir, name, n_segments, n_rows = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+for s in range(n_segments):
+    spool.write_segment(spool_dir, "calls", [{"call_id": f"{name}-{s}-{r}", "input_tokens": r} for r in range(n_rows)])
+"""
+
+FOLDER = """
+import sys, time
+from pathlib import Path
+from unillm.tracer import store
+loc = store.LogLocation(sys.argv[1])
+stop = Path(sys.argv[2])
+folds = 0
+while not stop.exists():
+    if store.fold(loc, max_wait_s=0.05).folded:
+        folds += 1
+    time.sleep(0.01)
+print(folds)
+"""
+
+READER = """
+import json, sys, time
+from pathlib import Path
+from unillm.tracer import store
+loc = store.LogLocation(sys.argv[1])
+stop = Path(sys.argv[2])
+counts, errors = [], []
+while not stop.exists():
+    try:
+        counts.append(store.query(loc, "SELECT count(*) FROM calls").scalar())
+    except Exception as e:
+        errors.append(f"{type(e).__name__}: {e}")
+print(json.dumps({"counts": counts, "errors": errors}))
+"""
+
+
+def test_concurrent_writers_folder_and_reader(loc: LogLocation, tmp_path: Path) -> None:
+    writers, segments, rows = 4, 200, 50
+    stop = tmp_path / "stop"
+    folder = _spawn(FOLDER, str(loc.db_path), str(stop))
+    reader = _spawn(READER, str(loc.db_path), str(stop))
+    procs = [_spawn(WRITER, str(loc.spool_dir), f"w{w}", str(segments), str(rows)) for w in range(writers)]
+    for p in procs:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    time.sleep(0.3)  # let the folder and the reader overlap with a quiet spool too
+    stop.touch()
+    folder_out, folder_err = folder.communicate(timeout=60)
+    reader_out, reader_err = reader.communicate(timeout=60)
+    assert folder.returncode == 0, folder_err
+    assert reader.returncode == 0, reader_err
+    print('folds by the folder:', int(folder_out))
+    seen = json.loads(reader_out)
+    assert seen["errors"] == []
+    print('queries by the reader:', len(seen['counts']))
+    assert len(seen["counts"]) > 5
+    assert seen["counts"] == sorted(seen["counts"]), "a reader saw the count go down"
+    assert max(seen["counts"]) <= writers * segments * rows
+
+    store.fold(loc, max_wait_s=5)
+    ids = db_ids(loc)
+    assert len(ids) == len(set(ids)) == writers * segments * rows
+    assert spool.list_segments(loc.spool_dir, "calls") == []
+    assert count(loc) == writers * segments * rows
+
+
+def test_threads_of_one_process_share_the_log(loc: LogLocation) -> None:
+    # In one process DuckDB refuses a second handle on an open file instead of a file lock;
+    # folds and queries from different threads must still never fail.
+    errors: list[str] = []
+    done = threading.Event()
+
+    def write() -> None:
+        for s in range(40):
+            spool.write_segment(loc.spool_dir, "calls", [call(f"t{s}-{r}") for r in range(20)])
+        done.set()
+
+    def folder() -> None:
+        while not done.is_set():
+            try:
+                store.fold(loc, max_wait_s=0.05)
+            except Exception as e:  # noqa: BLE001 - the test collects every failure
+                errors.append(repr(e))
+
+    def reader() -> None:
+        while not done.is_set():
+            try:
+                store.query(loc, "SELECT count(*) FROM calls")
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e))
+
+    threads = [threading.Thread(target=f) for f in (write, folder, reader, reader)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    store.fold(loc, max_wait_s=5)
+    ids = db_ids(loc)
+    assert len(ids) == len(set(ids)) == 800
+
+
+FOLD_LOOP = """
+import sys
+from unillm.tracer import store
+loc = store.LogLocation(sys.argv[1])
+print("ready", flush=True)
+while True:
+    store.fold(loc, max_wait_s=1)
+"""
+
+
+def test_kill_9_during_fold_loses_and_duplicates_nothing(loc: LogLocation) -> None:
+    written: list[str] = []
+    rng = random.Random(7)
+    for trial in range(5):
+        for s in range(40):  # ~1 fold's worth of work in the spool when the child starts
+            ids = [f"k{trial}-{s}-{r}" for r in range(50)]
+            spool.write_segment(loc.spool_dir, "calls", [call(i) for i in ids])
+            written += ids
+        child = _spawn(FOLD_LOOP, str(loc.db_path))
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        stop_writing = threading.Event()
+
+        def keep_writing(trial: int = trial) -> None:
+            s = 0
+            while not stop_writing.is_set():
+                ids = [f"k{trial}-more{s}-{r}" for r in range(50)]
+                spool.write_segment(loc.spool_dir, "calls", [call(i) for i in ids])
+                written.extend(ids)
+                s += 1
+                time.sleep(0.002)
+
+        writer = threading.Thread(target=keep_writing)
+        writer.start()
+        time.sleep(rng.uniform(0.02, 0.4))
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=10)
+        stop_writing.set()
+        writer.join()
+        assert child.returncode == -signal.SIGKILL
+
+        assert count(loc) == len(written)  # readers see every row once, even mid-recovery
+    assert store.fold(loc, max_wait_s=5).folded
+    ids = db_ids(loc)
+    assert len(ids) == len(set(ids)), "duplicated rows"
+    assert set(ids) == set(written), "lost rows"
+
+
+# ------------------------------------------------------------------------------------ damage + upgrades
+
+
+def test_corrupt_segment_goes_to_bad_and_the_rest_folds(loc: LogLocation) -> None:
+    spool.write_segment(loc.spool_dir, "calls", [call("a")])
+    garbage = loc.spool_dir / "calls-1-1-1.jsonl"
+    garbage.write_bytes(b"\x00\xff\xfe not json {{{\n")
+    wrong_type = spool.write_segment(loc.spool_dir, "calls", [call("x", input_tokens="many")])
+    spool.write_segment(loc.spool_dir, "calls", [call("b")])
+    spool.write_segment(loc.spool_dir, "attempts", [{"call_id": "a", "attempt": 1}])
+
+    # A reader skips what it cannot parse instead of failing.
+    assert count(loc) == 2
+
+    result = store.fold(loc)
+    assert result.folded and result.rows == {"calls": 2, "attempts": 1}
+    bad_dir = loc.spool_dir / "bad"
+    assert sorted(result.bad) == sorted([bad_dir / garbage.name, bad_dir / wrong_type.name])
+    assert (bad_dir / garbage.name).read_bytes().startswith(b"\x00\xff")
+    assert "input_tokens" in (bad_dir / (wrong_type.name + ".error.txt")).read_text() or (
+        "many" in (bad_dir / (wrong_type.name + ".error.txt")).read_text()
+    )
+    assert spool.list_segments(loc.spool_dir, "calls") == []
+    assert store.fold(loc).bad == ()  # not retried forever
+    assert sorted(db_ids(loc)) == ["a", "b"]
+
+
+def test_stale_tmp_files_are_swept(loc: LogLocation) -> None:
+    loc.spool_dir.mkdir(parents=True)
+    old = loc.spool_dir / "calls-1-2-3.jsonl.tmp"
+    new = loc.spool_dir / "calls-4-5-6.jsonl.tmp"
+    old.write_text("{")
+    new.write_text("{")
+    past = time.time() - store.STALE_TMP_S - 10
+    os.utime(old, (past, past))
+    store.fold(loc)
+    assert not old.exists() and new.exists()
+
+
+def test_older_log_is_migrated_on_open(loc: LogLocation, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])
+    spool.write_segment(loc.spool_dir, "calls", [call("old")])
+    assert store.fold(loc).migrations == ("0001_calls_and_attempts",)
+
+    # A newer release adds a column: appends a migration and the column.
+    region = Column("region", "VARCHAR", "Where the call was served.")
+    monkeypatch.setattr(
+        schema,
+        "MIGRATIONS",
+        (*schema.MIGRATIONS, Migration("0002_calls_region", ("ALTER TABLE calls ADD COLUMN IF NOT EXISTS region VARCHAR",))),
+    )
+    monkeypatch.setitem(schema.TABLES, "calls", (*schema.CALL_COLUMNS, region))
+    spool.write_segment(loc.spool_dir, "calls", [call("new", region="eu")])
+
+    # Readers work on the old file before any fold migrated it.
+    before = store.query(loc, "SELECT call_id, region FROM calls ORDER BY call_id", fold_first=False)
+    assert before.rows == [("new", "eu"), ("old", None)]
+
+    result = store.fold(loc)
+    assert result.migrations == ("0002_calls_region",) and result.rows == {"calls": 1}
+    applied = store.query(loc, f"SELECT name FROM {store.DB_ALIAS}._unillm_migrations ORDER BY name")
+    assert [r[0] for r in applied] == ["0001_calls_and_attempts", "0002_calls_region"]
+    after = store.query(loc, "SELECT call_id, region FROM calls ORDER BY call_id")
+    assert after.rows == [("new", "eu"), ("old", None)]
+    assert store.fold(loc).migrations == ()
+
+
+def test_ensure_writable(loc: LogLocation, tmp_path: Path) -> None:
+    assert store.ensure_writable(loc) is None and loc.spool_dir.is_dir()
+    assert list(loc.spool_dir.iterdir()) == []  # the probe file is gone
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    broken = LogLocation(blocker / "calls.duckdb")
+    message = store.ensure_writable(broken)
+    assert message is not None and str(broken.spool_dir) in message and "Not a directory" in message
+
+
+def test_location_defaults() -> None:
+    loc = LogLocation("some/dir/calls.duckdb")
+    assert loc.db_path.is_absolute() and loc.spool_dir == loc.db_path.parent / "calls.spool"
+    assert LogLocation("/x/calls.duckdb", "/y/spool").spool_dir == Path("/y/spool")

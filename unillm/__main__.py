@@ -1,0 +1,5 @@
+"""`python -m unillm` runs the unillm command."""
+
+from unillm.cli import main
+
+main()

@@ -1,0 +1,62 @@
+"""Known providers: name, wire family, default base URL and the env var holding the key.
+
+Used to name the provider of a call from the host the SDK talks to, and (by routing) to reach a
+provider by name. Users add their own providers in config; this table holds only public facts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    name: str
+    wire: str  # "openai", "anthropic" or "gemini"
+    base_url: str
+    key_env: str | None
+
+
+BUILTIN_PROVIDERS: tuple[ProviderSpec, ...] = (
+    ProviderSpec("openai", "openai", "https://api.openai.com/v1", "OPENAI_API_KEY"),
+    ProviderSpec("anthropic", "anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY"),
+    ProviderSpec("gemini", "gemini", "https://generativelanguage.googleapis.com", "GEMINI_API_KEY"),
+    ProviderSpec("mistral", "openai", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"),
+    ProviderSpec("deepseek", "openai", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"),
+    ProviderSpec("groq", "openai", "https://api.groq.com/openai/v1", "GROQ_API_KEY"),
+    ProviderSpec("together", "openai", "https://api.together.xyz/v1", "TOGETHER_API_KEY"),
+    ProviderSpec("fireworks", "openai", "https://api.fireworks.ai/inference/v1", "FIREWORKS_API_KEY"),
+    ProviderSpec("xai", "openai", "https://api.x.ai/v1", "XAI_API_KEY"),
+    ProviderSpec("openrouter", "openai", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"),
+    ProviderSpec("qwen", "openai", "https://dashscope-intl.aliyuncs.com/compatible-mode/v1", "DASHSCOPE_API_KEY"),
+    ProviderSpec("perplexity", "openai", "https://api.perplexity.ai", "PERPLEXITY_API_KEY"),
+    ProviderSpec("ollama", "openai", "http://localhost:11434/v1", None),
+)
+
+# Hosts that identify a provider even when the base URL differs (regions, deployments).
+_HOST_SUFFIXES: tuple[tuple[str, str], ...] = (
+    (".openai.azure.com", "azure"),
+    (".cognitiveservices.azure.com", "azure"),
+    ("dashscope.aliyuncs.com", "qwen"),
+    ("dashscope-intl.aliyuncs.com", "qwen"),
+)
+
+
+@lru_cache(maxsize=256)
+def provider_for_host(address: str) -> str:
+    """Name the provider behind `host` or `host:port`; unknown addresses are 'openai_compatible'."""
+    address = address.lower()
+    for spec in BUILTIN_PROVIDERS:
+        if _address_of(spec.base_url) == address:
+            return spec.name
+    host = address.split(":", 1)[0]
+    for suffix, name in _HOST_SUFFIXES:
+        if host.endswith(suffix):
+            return name
+    return "openai_compatible"
+
+
+def _address_of(url: str) -> str:
+    """`host` or `host:port` of a URL, the form httpx reports for a request."""
+    return url.split("://", 1)[-1].split("/", 1)[0].lower()

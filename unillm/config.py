@@ -1,0 +1,153 @@
+"""Load and validate unillm's settings.
+
+Sources, later ones winning: defaults < config file < environment (UNILLM_LOG) < `patch(**kwargs)`.
+The config file is `patch(config=...)` (a path or a dict), else `$UNILLM_CONFIG`, else
+`unillm.toml` in the working directory or a parent, else `[tool.unillm]` of the nearest
+`pyproject.toml`. Validation uses pydantic (already a dependency of the openai SDK); every error
+names the file, the key, and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class ConfigError(ValueError):
+    """A config file, key or value is wrong; the message says which and what was expected."""
+
+
+class PriceConfig(BaseModel):
+    """USD per million tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+    input: float = Field(ge=0)
+    output: float = Field(default=0.0, ge=0)
+    cache_read: float | None = Field(default=None, ge=0)
+    cache_write: float | None = Field(default=None, ge=0)
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    log: Path | None = Field(default=None, description="Path of calls.duckdb; default: the user data folder.")
+    flush_interval: float = Field(default=0.5, gt=0, le=60, description="Seconds between spool writes.")
+    fold_interval: float = Field(default=1.0, gt=0, le=3600, description="Seconds between folds into the db.")
+    max_queue: int = Field(default=100_000, ge=100, description="Calls held in memory before new ones are dropped.")
+    stream_usage: bool = Field(default=True, description="Ask providers for usage on streams the app did not.")
+    prices: dict[str, PriceConfig] = Field(default_factory=dict, description="Price overrides per model.")
+
+    def log_path(self) -> Path:
+        return (self.log or default_log_path()).expanduser()
+
+
+def default_log_path() -> Path:
+    """`$XDG_DATA_HOME/unillm/calls.duckdb` (~/.local/share/unillm/ by default; %LOCALAPPDATA% on Windows)."""
+    if os.name == "nt":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "unillm" / "calls.duckdb"
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand_env(value: Any, where: str) -> Any:
+    """Replace `${NAME}` in strings with the environment variable (for keys and paths)."""
+    if isinstance(value, str):
+
+        def lookup(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                raise ConfigError(f"{where}: environment variable {name} is not set")
+            return os.environ[name]
+
+        return _ENV_REF.sub(lookup, value)
+    if isinstance(value, dict):
+        return {k: _expand_env(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, where) for v in value]
+    return value
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
+
+
+def find_config_file(start: Path | None = None) -> tuple[Path, dict[str, Any]] | None:
+    """`$UNILLM_CONFIG`, else the nearest unillm.toml or pyproject.toml with [tool.unillm]."""
+    explicit = os.environ.get("UNILLM_CONFIG")
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"UNILLM_CONFIG points to {path}, which is not a file")
+        return path, _section(path)
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / "unillm.toml"
+        if candidate.is_file():
+            return candidate, _read_toml(candidate)
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file():
+            section = _read_toml(pyproject).get("tool", {}).get("unillm")
+            if section is not None:
+                return pyproject, section
+    return None
+
+
+def _section(path: Path) -> dict[str, Any]:
+    data = _read_toml(path)
+    if path.name == "pyproject.toml":
+        return data.get("tool", {}).get("unillm", {})
+    return data
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"key '{key}' is not a unillm setting (known: {', '.join(Settings.model_fields)})"
+    return f"key '{key}': {error['msg'].lower()}, got {error.get('input')!r}"
+
+
+def load_settings(config: str | os.PathLike[str] | Mapping[str, Any] | None = None, **overrides: Any) -> Settings:
+    """Resolve settings from all sources; raise ConfigError naming the file and key on bad input."""
+    source = "patch(config=...)"
+    data: dict[str, Any] = {}
+    if isinstance(config, Mapping):
+        data = dict(config)
+    elif config is not None:
+        path = Path(config).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        source, data = str(path), _section(path)
+    else:
+        found = find_config_file()
+        if found is not None:
+            source, data = str(found[0]), found[1]
+    data = _expand_env(data, source)
+    if os.environ.get("UNILLM_LOG"):
+        data["log"] = os.environ["UNILLM_LOG"]
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e) for e in exc.errors())
+        raise ConfigError(f"{source}: {problems}") from None

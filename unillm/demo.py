@@ -1,0 +1,199 @@
+"""`unillm demo`: a small support-bot app on simulated providers, recorded by unillm.patch().
+
+Everything runs on 127.0.0.1 with the simulated OpenAI-wire provider from `unillm.testing`; no
+API key is needed and nothing leaves the machine. The app code below is plain openai SDK code,
+as a user would write it — unillm only adds `patch()` and `tags()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+DEMO_KEY = "sk-demo-0000-not-a-real-key"
+
+
+class Triage(BaseModel):
+    category: Literal["billing", "shipping", "technical", "other"]
+    urgency: int
+    summary: str
+
+
+LOOKUP_ORDER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "lookup_order",
+        "description": "Find an order by its id",
+        "parameters": {
+            "type": "object",
+            "properties": {"order_id": {"type": "string"}},
+            "required": ["order_id"],
+        },
+    },
+}
+
+TICKETS = [
+    "My invoice shows a double charge for November",
+    "The parcel was marked delivered but never arrived",
+    "The app crashes when I upload a photo larger than 10 MB",
+    "How do I change the email address on my account?",
+    "Order 8812 is two weeks late, what is going on?",
+    "I was billed after cancelling my subscription",
+]
+
+
+def _triage(client: Any, ticket: str) -> None:
+    client.chat.completions.parse(
+        model="gpt-4o-mini",
+        messages=[
+            {"role": "system", "content": "Classify the support ticket."},
+            {"role": "user", "content": ticket},
+        ],
+        response_format=Triage,
+    )
+
+
+def _answer(client: Any, ticket: str) -> None:
+    stream = client.chat.completions.create(
+        model="gpt-4o",
+        stream=True,
+        messages=[
+            {"role": "system", "content": "You are a friendly support agent. Answer briefly."},
+            {"role": "user", "content": ticket},
+        ],
+    )
+    "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+
+
+def _agent(client: Any, ticket: str) -> None:
+    messages: list[dict[str, Any]] = [{"role": "user", "content": ticket}]
+    first = client.chat.completions.create(model="gpt-4.1", messages=messages, tools=[LOOKUP_ORDER_TOOL])
+    message = first.choices[0].message
+    if not message.tool_calls:
+        return
+    messages.append(message.model_dump(exclude_none=True))
+    for call in message.tool_calls:
+        messages.append({"role": "tool", "tool_call_id": call.id, "content": '{"status": "in transit"}'})
+    client.chat.completions.create(model="gpt-4.1", messages=messages, tools=[LOOKUP_ORDER_TOOL])
+
+
+def _search(client: Any, ticket: str) -> None:
+    client.embeddings.create(model="text-embedding-3-small", input=[ticket, "refund policy", "shipping times"])
+
+
+def _summary(client: Any, ticket: str) -> None:
+    client.responses.create(
+        model="gpt-4.1-mini",
+        instructions="Summarise the ticket in one line for the weekly report.",
+        input=ticket,
+    )
+
+
+STEPS: dict[str, Callable[[Any, str], None]] = {
+    "triage": _triage,
+    "answer": _answer,
+    "agent": _agent,
+    "search": _search,
+    "summary": _summary,
+}
+WEIGHTS = {"triage": 3, "answer": 3, "agent": 2, "search": 2, "summary": 1}
+
+
+async def _batch(client: Any, tickets: list[str]) -> int:
+    """The nightly re-score job: many small calls at once on the async client."""
+
+    async def one(ticket: str) -> bool:
+        try:
+            await client.chat.completions.create(
+                model="gpt-4.1-nano", messages=[{"role": "user", "content": f"Rate urgency 1-5: {ticket}"}]
+            )
+            return True
+        except Exception:
+            return False
+
+    results = await asyncio.gather(*(one(t) for t in tickets))
+    return sum(not ok for ok in results)
+
+
+SUMMARY_SQL = """
+select
+  coalesce(tags['feature'], '(total)')                              as feature,
+  count(*)                                                           as calls,
+  count(*) filter (where status = 'ok')                              as ok,
+  count(*) filter (where status <> 'ok')                             as failed,
+  count(*) filter (where attempts > 1)                               as retried,
+  round(quantile_cont(duration_ms, 0.5), 1)                          as "p50 ms",
+  round(quantile_cont(duration_ms, 0.95), 1)                         as "p95 ms",
+  round(quantile_cont(ttft_ms, 0.5), 1)                              as "ttft p50 ms",
+  sum(input_tokens)                                                  as "in tok",
+  sum(output_tokens)                                                 as "out tok",
+  printf('%.6f', sum(cost_usd))  as "cost $"
+from calls
+where tags['run'] = ?
+group by rollup (tags['feature'])
+order by feature = '(total)', feature
+"""
+
+
+def run_demo(*, calls: int = 120, log: str | None = None, show_progress: bool = True, seed: int = 7) -> dict[str, Any]:
+    import openai
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    import unillm
+    from unillm.cli import print_table
+    from unillm.testing import FakeOpenAI
+
+    console = Console()
+    rng = random.Random(seed)
+    run_id = f"demo-{int(time.time())}"
+    plan = rng.choices(list(WEIGHTS), weights=list(WEIGHTS.values()), k=calls)
+    outage = range(int(calls * 0.45), int(calls * 0.55))  # a short provider outage mid-run
+    failures = 0
+
+    with FakeOpenAI(latency=0.008, ttft=0.02, chunk_delay=0.002, seed=seed) as fake:
+        unillm.patch(**({"log": log} if log else {}))
+        client = openai.OpenAI(base_url=fake.base_url, api_key=DEMO_KEY, max_retries=2)
+        async_client = openai.AsyncOpenAI(base_url=fake.base_url, api_key=DEMO_KEY, max_retries=2)
+        console.print(f"[bold]unillm demo[/bold]: a support bot on a simulated provider at {fake.base_url}")
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console, disable=not show_progress, transient=False) as progress:
+            task = progress.add_task("app requests", total=calls + 1)
+            for index, feature in enumerate(plan):
+                fake.error_rate = 0.7 if index in outage else 0.03
+                ticket = TICKETS[index % len(TICKETS)]
+                with unillm.tags(app="unillm-demo", run=run_id, feature=feature, user=f"user-{index % 7}"):
+                    try:
+                        STEPS[feature](client, ticket)
+                    except openai.APIError:
+                        failures += 1  # the app would show an apology; the log shows why
+                progress.advance(task)
+            fake.error_rate = 0.03
+            with unillm.tags(app="unillm-demo", run=run_id, feature="batch"):
+                failures += asyncio.run(_batch(async_client, TICKETS * 3))
+            progress.advance(task)
+        unillm.flush()
+
+    result = unillm.sql(SUMMARY_SQL, [run_id])
+    print_table(result.columns, result.rows, title=f"Call log for this run ({run_id})")
+    stats = unillm.stats()
+    log_path = stats["recorder"]["log"] if stats["recorder"] else "?"
+    unillm.unpatch()
+    console.print(
+        f"\n{failures} app request(s) failed after the SDK's retries (the outage mid-run); "
+        "every attempt is in the log.\n"
+        f"Call log: [bold]{log_path}[/bold]\n\n"
+        "Next:\n"
+        '  unillm sql "select tags[\'feature\'] as feature, count(*) as calls, sum(cost_usd) as usd '
+        'from calls group by 1 order by usd desc"\n'
+        '  unillm sql "select call_id, attempt, status, http_status, error_type from attempts '
+        "where status <> 'ok' limit 20\"\n"
+        "  python -c \"import unillm; print(unillm.sql('select count(*) from calls'))\"\n"
+        "  or open the file with any DuckDB client (duckdb CLI, DBeaver, ...)."
+    )
+    return {"run_id": run_id, "failures": failures, "log": log_path}

@@ -1,0 +1,96 @@
+"""The active unillm session of this process: settings, recorder, hooks. Created by patch()."""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import os
+import threading
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+from unillm import diagnostics
+from unillm.config import Settings, load_settings
+from unillm.tracer.call import CallRecord
+from unillm.tracer.pricing import PriceOverride, Pricer
+from unillm.tracer.recorder import Recorder
+from unillm.tracer.store import LogLocation
+
+_lock = threading.RLock()
+_session: Session | None = None
+
+
+class Session:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.location = LogLocation(settings.log_path())
+        overrides = {
+            model: PriceOverride(p.input, p.output, p.cache_read, p.cache_write) for model, p in settings.prices.items()
+        }
+        self.recorder = Recorder(
+            self.location,
+            Pricer(overrides),
+            flush_interval=settings.flush_interval,
+            fold_interval=settings.fold_interval,
+            max_queue=settings.max_queue,
+        )
+
+    def on_call_finished(self, call: CallRecord) -> None:
+        try:
+            self.recorder.submit(call)
+        except Exception as exc:  # pragma: no cover - submit is an append
+            diagnostics.internal_error("recorder.submit", exc)
+
+
+def start(config: str | os.PathLike[str] | Mapping[str, Any] | None, **overrides: Any) -> bool:
+    global _session
+    if importlib.util.find_spec("openai") is None:
+        warnings.warn(
+            "unillm.patch(): the openai package is not installed, nothing was patched "
+            "(pip install openai)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return False
+    settings = load_settings(config, **overrides)
+    from unillm import shim
+
+    with _lock:
+        if _session is not None and _session.settings == settings and shim.is_installed():
+            return True
+        if _session is not None:
+            _session.recorder.close()
+        _session = Session(settings)
+        shim.install(_session.on_call_finished, ask_stream_usage=settings.stream_usage)
+    return True
+
+
+def stop() -> None:
+    global _session
+    from unillm import shim
+
+    with _lock:
+        shim.uninstall()
+        if _session is not None:
+            _session.recorder.close()
+            _session = None
+
+
+def current() -> Session | None:
+    return _session
+
+
+def location() -> LogLocation:
+    """Where the log is: the active session's, or what the settings say (for readers)."""
+    session = _session
+    if session is not None:
+        return session.location
+    return LogLocation(load_settings().log_path())
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    session = _session
+    if session is not None:
+        session.recorder.close()

@@ -1,0 +1,573 @@
+"""A small threaded HTTP/1.1 server for simulated providers, with fault injection.
+
+Nothing here knows about a provider's wire format. A wire fake subclasses
+:class:`FakeHTTPServer`, registers routes whose handlers return a :class:`JSONReply` or a
+:class:`StreamReply`, and overrides the hooks that shape error bodies, mid-stream errors and
+authentication. The server binds 127.0.0.1 on a free port, answers from daemon threads, keeps
+connections alive, and streams with ``Transfer-Encoding: chunked`` (one flush per event).
+
+Faults come from three places, first match wins: an ``x-fake-fault`` request header (handy
+for concurrent tests), a FIFO of scripted faults (``fail_next``, ``drop_next``, ...), and a
+seeded random ``error_rate``. They apply to routes registered with ``faults=True`` only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl
+
+__all__ = [
+    "FAULT_HEADER",
+    "Fault",
+    "FaultInjector",
+    "FakeHTTPServer",
+    "JSONReply",
+    "RecordedRequest",
+    "Reply",
+    "StreamReply",
+]
+
+FAULT_HEADER = "x-fake-fault"
+_S = TypeVar("_S", bound="FakeHTTPServer")
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the server received it (header names lower-cased)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    json: Any
+    received_at: float
+    query: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    request_id: str = ""
+    path_params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JSONReply:
+    status: int
+    body: Any  # JSON-serialisable value, or bytes sent as is
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StreamReply:
+    """An event stream: each item of ``events`` is one complete, framed SSE event."""
+
+    events: Iterable[bytes]
+    # Builds the wire's mid-stream error event from (message, index of the event it replaces);
+    # None → the server's ``stream_error_event``.
+    error_event: Callable[[str, int], bytes] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    status: int = 200
+    content_type: str = "text/event-stream; charset=utf-8"
+
+
+Reply = JSONReply | StreamReply
+Handler = Callable[[RecordedRequest], Reply]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What to do to one request. Fields combine: e.g. stall 1 s, then answer 503."""
+
+    status: int | None = None  # answer with this HTTP error
+    retry_after: float | None = None  # seconds, sent as Retry-After / retry-after-ms
+    message: str | None = None  # error message; None → the wire's default for the status
+    drop: bool = False  # close the connection without answering
+    stall: float = 0.0  # wait this long before answering
+    stream_error_after: int | None = None  # streamed replies: N events, then an error event
+
+    @property
+    def stream_only(self) -> bool:
+        return self.stream_error_after is not None and self.status is None and not self.drop and not self.stall
+
+    @classmethod
+    def parse(cls, spec: str) -> Fault:
+        """Parse ``x-fake-fault``: ``;``-separated ``drop``, ``status=503``, ``retry_after=2``,
+        ``stall=1.5``, ``stream_error=3``, ``message=...``."""
+        fault = cls()
+        for part in spec.split(";"):
+            key, _, value = part.strip().partition("=")
+            key, value = key.strip().lower(), value.strip()
+            if not key:
+                continue
+            if key == "drop":
+                fault = replace(fault, drop=True)
+            elif key == "status":
+                fault = replace(fault, status=int(value))
+            elif key in ("retry_after", "retry-after"):
+                fault = replace(fault, retry_after=float(value))
+            elif key == "stall":
+                fault = replace(fault, stall=float(value))
+            elif key == "stream_error":
+                fault = replace(fault, stream_error_after=int(value) if value else 0)
+            elif key == "message":
+                fault = replace(fault, message=value)
+            else:
+                raise ValueError(f"unknown {FAULT_HEADER} directive {key!r}")
+        return fault
+
+
+class FaultInjector:
+    """Thread-safe source of faults: header, then scripted FIFO, then seeded random rate."""
+
+    def __init__(self, seed: int = 0, error_rate: float = 0.0) -> None:
+        self._lock = threading.Lock()
+        self._queue: list[list[Any]] = []  # [fault, remaining count]
+        self._rng = random.Random(seed)
+        self.error_rate = error_rate
+        # (status, weight) for random faults: mostly rate limits, some server errors.
+        self.random_statuses: tuple[tuple[int, float], ...] = ((429, 0.5), (500, 0.25), (503, 0.25))
+
+    def push(self, fault: Fault, count: int = 1) -> None:
+        if count > 0:
+            with self._lock:
+                self._queue.append([fault, count])
+
+    def clear(self) -> None:
+        with self._lock:
+            self._queue.clear()
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return sum(entry[1] for entry in self._queue)
+
+    def take(self, headers: Mapping[str, str], *, streaming: bool) -> Fault | None:
+        """The fault for one request, consuming a scripted one if it applies.
+
+        Stream-only faults wait in the queue for the next streamed request; non-streamed
+        requests pass them over.
+        """
+        spec = headers.get(FAULT_HEADER)
+        if spec:
+            return Fault.parse(spec)
+        with self._lock:
+            for i, entry in enumerate(self._queue):
+                fault: Fault = entry[0]
+                if fault.stream_only and not streaming:
+                    continue
+                entry[1] -= 1
+                if entry[1] <= 0:
+                    del self._queue[i]
+                return fault
+            if self.error_rate > 0 and self._rng.random() < self.error_rate:
+                statuses = [s for s, _ in self.random_statuses]
+                weights = [w for _, w in self.random_statuses]
+                return Fault(status=self._rng.choices(statuses, weights)[0])
+        return None
+
+
+@dataclass(frozen=True)
+class _Route:
+    method: str
+    pattern: re.Pattern[str]
+    handler: Handler
+    faults: bool
+
+
+def _compile_path(path: str) -> re.Pattern[str]:
+    """``/models/{model}:generateContent`` → a regex with named groups (a group stops at ``/``)."""
+    out = []
+    for literal, name in re.findall(r"([^{]*)(?:\{(\w+)\})?", path):
+        out.append(re.escape(literal))
+        if name:
+            out.append(f"(?P<{name}>[^/]+?)")
+    return re.compile("".join(out) + r"/?\Z")
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 1024  # benchmarks open many connections at once
+    fake: FakeHTTPServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients reset idle keep-alive connections all the time (and close() shuts them):
+        # that is not worth a traceback. Anything else is a bug and is printed.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive
+    disable_nagle_algorithm = True  # small SSE writes must not wait for delayed ACKs
+    server: _HTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.fake._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.fake._track(self.connection, add=False)
+
+    def _dispatch(self) -> None:
+        self.server.fake._serve(self)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass  # a benchmark would drown in access logs
+
+
+class FakeHTTPServer:
+    """Base of the simulated providers. Starts serving in a background thread at construction.
+
+    Knobs (plain attributes, may change while serving):
+      ``latency``      seconds before any answer (headers of a stream, or a whole JSON reply)
+      ``ttft``         extra seconds between a stream's headers and its first event
+      ``chunk_delay``  seconds between stream events
+      ``error_rate``   probability of a random 429/500/503 (seeded by ``seed``)
+    """
+
+    # Optional leading path segments routes also answer under, e.g. ("/v1",).
+    path_prefixes: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        *,
+        latency: float = 0.0,
+        ttft: float = 0.0,
+        chunk_delay: float = 0.0,
+        error_rate: float = 0.0,
+        seed: int = 0,
+        record: bool = True,
+    ) -> None:
+        self.latency = latency
+        self.ttft = ttft
+        self.chunk_delay = chunk_delay
+        self.seed = seed
+        self.record = record
+        self.faults = FaultInjector(seed=seed, error_rate=error_rate)
+        self._routes: list[_Route] = []
+        self._requests: list[RecordedRequest] = []
+        self._lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
+        self._closing = threading.Event()
+        self._closed = False
+        self._httpd = _HTTPServer(("127.0.0.1", 0), _RequestHandler)
+        self._httpd.fake = self
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name=f"{type(self).__name__}:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    # --- addresses -----------------------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        return "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT`` (no path)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    # --- recorded requests ---------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot of every request received so far, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    def clear(self) -> None:
+        """Forget recorded requests and scripted faults."""
+        with self._lock:
+            self._requests.clear()
+        self.faults.clear()
+
+    # --- fault injection -----------------------------------------------------------------
+
+    @property
+    def error_rate(self) -> float:
+        return self.faults.error_rate
+
+    @error_rate.setter
+    def error_rate(self, value: float) -> None:
+        self.faults.error_rate = value
+
+    def fail_next(
+        self, count: int = 1, status: int = 429, retry_after: float | None = None, message: str | None = None
+    ) -> None:
+        """Answer the next ``count`` model requests with HTTP ``status`` and the wire's error body."""
+        self.faults.push(Fault(status=status, retry_after=retry_after, message=message), count)
+
+    def fail_stream_next(self, after_chunks: int = 2, message: str | None = None, count: int = 1) -> None:
+        """The next ``count`` streamed requests send ``after_chunks`` events, then an error event."""
+        self.faults.push(Fault(stream_error_after=after_chunks, message=message), count)
+
+    def drop_next(self, count: int = 1) -> None:
+        """Close the connection of the next ``count`` model requests without answering."""
+        self.faults.push(Fault(drop=True), count)
+
+    def stall_next(self, seconds: float = 5.0, count: int = 1) -> None:
+        """Wait ``seconds`` before answering the next ``count`` model requests (timeout tests)."""
+        self.faults.push(Fault(stall=seconds), count)
+
+    # --- routing and hooks for wire fakes ------------------------------------------------
+
+    def add_route(self, method: str, path: str, handler: Handler, *, faults: bool = True) -> None:
+        """Register ``handler`` for ``method path``; ``{name}`` segments land in ``path_params``."""
+        self._routes.append(_Route(method.upper(), _compile_path(path), handler, faults))
+
+    def error_body(self, status: int, message: str | None, *, param: str | None = None, code: str | None = None) -> Any:
+        """The wire's JSON error body. Wire fakes override this."""
+        return {"error": {"status": status, "message": message or HTTPStatus(status).phrase}}
+
+    def stream_error_event(self, message: str, index: int) -> bytes:
+        """The wire's mid-stream error event replacing event number ``index``. Wire fakes override this."""
+        return b"event: error\ndata: " + json.dumps(self.error_body(500, message)).encode() + b"\n\n"
+
+    def authenticate(self, request: RecordedRequest) -> Reply | None:
+        """Return an error reply to reject the request; None accepts it."""
+        return None
+
+    def wants_stream(self, request: RecordedRequest) -> bool:
+        """Whether the request asks for a streamed answer (decides stream-only faults)."""
+        return isinstance(request.json, dict) and request.json.get("stream") is True
+
+    def error(
+        self,
+        status: int,
+        message: str | None = None,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> JSONReply:
+        """An error reply in the wire's shape, with Retry-After headers when asked."""
+        headers: dict[str, str] = {}
+        if retry_after is not None:
+            headers["retry-after"] = f"{retry_after:g}"
+            headers["retry-after-ms"] = str(int(retry_after * 1000))
+        return JSONReply(status, self.error_body(status, message, param=param, code=code), headers)
+
+    def default_headers(self, request: RecordedRequest) -> Mapping[str, str]:
+        """Extra headers on every reply (after ``x-request-id``)."""
+        return {}
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop serving, wake any delayed or stalled answer, close open connections, join."""
+        if self._closed:
+            return
+        self._closed = True
+        self._closing.set()
+        self._httpd.shutdown()
+        with self._lock:
+            conns = list(self._connections)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._httpd.server_close()
+        self._thread.join()
+
+    def __enter__(self: _S) -> _S:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url}>"
+
+    # --- request handling (runs on the connection's thread) ------------------------------
+
+    def _track(self, conn: socket.socket, *, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+    def _sleep(self, seconds: float) -> bool:
+        """Sleep unless closing; True when the server is closing and the answer should stop."""
+        if seconds > 0:
+            return self._closing.wait(seconds)
+        return self._closing.is_set()
+
+    def _match(self, method: str, path: str) -> tuple[_Route | None, dict[str, str], bool]:
+        """(route, path params, path known for another method)."""
+        candidates = [path]
+        for prefix in self.path_prefixes:
+            if path.startswith(prefix + "/"):
+                candidates.append(path[len(prefix) :])
+        known = False
+        for route in self._routes:
+            for candidate in candidates:
+                m = route.pattern.match(candidate)
+                if m:
+                    if route.method == method:
+                        return route, m.groupdict(), True
+                    known = True
+        return None, {}, known
+
+    def _read_body(self, h: _RequestHandler) -> bytes:
+        length = h.headers.get("Content-Length")
+        if length:
+            return h.rfile.read(int(length))
+        if h.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            parts = []
+            while True:
+                size = int(h.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while h.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(parts)
+                parts.append(h.rfile.read(size))
+                h.rfile.readline()
+        return b""
+
+    def _serve(self, h: _RequestHandler) -> None:
+        received_at = time.time()
+        raw_path, _, raw_query = h.path.partition("?")
+        body = self._read_body(h)
+        parsed: Any = None
+        if body:
+            try:
+                parsed = json.loads(body)
+            except ValueError:
+                parsed = None
+        request_id = "req_" + os.urandom(16).hex()
+        route, params, known = self._match(h.command, raw_path)
+        request = RecordedRequest(
+            method=h.command,
+            path=raw_path,
+            headers={k.lower(): v for k, v in h.headers.items()},
+            json=parsed,
+            received_at=received_at,
+            query=dict(parse_qsl(raw_query)),
+            body=body,
+            request_id=request_id,
+            path_params=params,
+        )
+        if self.record:
+            with self._lock:
+                self._requests.append(request)
+        fault: Fault | None = None
+        try:
+            reply, fault = self._reply(request, route, known)
+        except Exception as exc:  # a bug in a handler: answer 500 so the client fails visibly
+            traceback.print_exc(file=sys.stderr)
+            reply = self.error(500, f"fake server handler crashed: {exc!r}")
+        if reply is None:  # dropped, or closing
+            h.close_connection = True
+            return
+        try:
+            if isinstance(reply, StreamReply):
+                self._write_stream(h, request, reply, fault)
+            else:
+                self._write_json(h, request, reply)
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            h.close_connection = True  # the client went away; nothing to tell it
+
+    def _reply(
+        self, request: RecordedRequest, route: _Route | None, known: bool
+    ) -> tuple[Reply | None, Fault | None]:
+        """The reply (None: drop the connection) and the fault still to apply to a stream."""
+        if route is None:
+            status = 405 if known else 404
+            return self.error(status, f"Invalid URL ({request.method} {request.path})"), None
+        rejected = self.authenticate(request)
+        if rejected is not None:
+            return rejected, None
+        fault: Fault | None = None
+        if route.faults:
+            try:
+                fault = self.faults.take(request.headers, streaming=self.wants_stream(request))
+            except ValueError as exc:
+                return self.error(400, str(exc)), None
+            if fault is not None:
+                if fault.stall and self._sleep(fault.stall):
+                    return None, None
+                if fault.drop:
+                    return None, None
+                if fault.status is not None:
+                    if self._sleep(self.latency):
+                        return None, None
+                    return self.error(fault.status, fault.message, retry_after=fault.retry_after), None
+        if self._sleep(self.latency):
+            return None, None
+        return route.handler(request), fault
+
+    def _head(self, status: int, request: RecordedRequest, headers: Iterable[tuple[str, str]]) -> list[str]:
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Status"
+        lines = [f"HTTP/1.1 {status} {phrase}", f"x-request-id: {request.request_id}"]
+        lines.extend(f"{k}: {v}" for k, v in self.default_headers(request).items())
+        lines.extend(f"{k}: {v}" for k, v in headers)
+        return lines
+
+    def _write_json(self, h: _RequestHandler, request: RecordedRequest, reply: JSONReply) -> None:
+        payload = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+        lines = self._head(reply.status, request, reply.headers.items())
+        lines.append("content-type: application/json")
+        lines.append(f"content-length: {len(payload)}")
+        if h.close_connection:
+            lines.append("connection: close")
+        # One write: headers and body leave in the same segment.
+        h.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload)
+
+    def _write_stream(self, h: _RequestHandler, request: RecordedRequest, reply: StreamReply, fault: Fault | None) -> None:
+        events = list(reply.events)
+        lines = self._head(reply.status, request, reply.headers.items())
+        lines.append(f"content-type: {reply.content_type}")
+        lines.append("cache-control: no-cache")
+        lines.append("transfer-encoding: chunked")
+        write = h.wfile.write  # unbuffered socket writer: every write is sent at once
+        write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        if self._sleep(self.ttft):
+            h.close_connection = True
+            return
+        error_at = -1
+        if fault is not None and fault.stream_error_after is not None and events:
+            error_at = min(max(fault.stream_error_after, 0), len(events) - 1)
+        for i, event in enumerate(events):
+            if i and self._sleep(self.chunk_delay):
+                h.close_connection = True
+                return
+            if i == error_at:
+                assert fault is not None
+                make = reply.error_event or self.stream_error_event
+                event = make(fault.message or "The server had an error while streaming the response.", i)
+            write(b"%x\r\n%s\r\n" % (len(event), event))
+            if i == error_at:
+                break
+        write(b"0\r\n\r\n")

@@ -1,0 +1,1 @@
+"""Call and attempt records, the recorder, the DuckDB store, pricing and (later) OpenTelemetry."""

@@ -1,0 +1,171 @@
+"""The recorder: finished calls go into a bounded queue; a background thread turns them into
+rows, appends them to the spool as atomic segment files, and now and then folds the spool
+into `calls.duckdb` when it can take the lock for a moment.
+
+The calling thread only appends to a deque (~0.1 µs). Nothing here raises into the app: write
+failures are reported once and the rows are kept (up to the queue cap) to be written when the
+location works again.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from unillm import diagnostics
+from unillm.tracer.call import CallRecord
+from unillm.tracer.pricing import Pricer
+from unillm.tracer.rows import build_rows
+from unillm.tracer.spool import write_segment
+from unillm.tracer.store import LogLocation, fold
+
+
+class Recorder:
+    def __init__(
+        self,
+        location: LogLocation,
+        pricer: Pricer,
+        *,
+        flush_interval: float = 0.5,
+        fold_interval: float = 1.0,
+        max_queue: int = 100_000,
+    ) -> None:
+        self.location = location
+        self._pricer = pricer
+        self._flush_interval = flush_interval
+        self._fold_interval = fold_interval
+        self._max_queue = max_queue
+        self._queue: deque[CallRecord] = deque()
+        self._unwritten: dict[str, list[dict[str, Any]]] = {"calls": [], "attempts": []}
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._flush_lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._last_fold = 0.0
+        self.recorded = 0
+        self.dropped = 0
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    # -- hot path -------------------------------------------------------------------------
+    def submit(self, call: CallRecord) -> None:
+        if len(self._queue) >= self._max_queue:
+            self.dropped += 1
+            diagnostics.count("dropped_records")
+            return
+        self._queue.append(call)
+        if self._thread is None:
+            self._start()
+
+    # -- background -----------------------------------------------------------------------
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is None and not self._stopping.is_set():
+                self._thread = threading.Thread(target=self._run, name="unillm-recorder", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(self._flush_interval)
+            self._wake.clear()
+            due = time.monotonic() - self._last_fold >= self._fold_interval
+            self.flush(fold=due)
+
+    def flush(self, *, fold: bool = False, fold_wait: float = 0.0) -> None:
+        """Write everything queued so far to the spool; optionally fold the spool into the db."""
+        with self._flush_lock:
+            self._write(self._drain())
+            if fold:
+                self._fold(fold_wait)
+
+    def _drain(self) -> list[CallRecord]:
+        calls = []
+        queue = self._queue
+        while queue:
+            calls.append(queue.popleft())
+        return calls
+
+    def _write(self, calls: list[CallRecord]) -> None:
+        pending = self._unwritten
+        for call in calls:
+            try:
+                call_row, attempt_rows = build_rows(call, self._pricer)
+            except Exception as exc:
+                diagnostics.internal_error("recorder.build_rows", exc)
+                continue
+            pending["calls"].append(call_row)
+            pending["attempts"].extend(attempt_rows)
+        if not pending["calls"] and not pending["attempts"]:
+            return
+        try:
+            # Attempts first: a reader that sees a call can always see its attempts.
+            for table in ("attempts", "calls"):
+                if pending[table]:
+                    write_segment(self.location.spool_dir, table, pending[table])
+                    if table == "calls":
+                        self.recorded += len(pending[table])
+                    pending[table] = []
+        except OSError as exc:
+            diagnostics.report(
+                "log_unwritable",
+                f"cannot write the call log spool at {self.location.spool_dir}: {exc.strerror or exc}; "
+                "calls are kept in memory and written when it works again (set UNILLM_LOG to move it)",
+            )
+            self._cap_unwritten()
+            return
+        diagnostics.resolved("log_unwritable")
+
+    def _cap_unwritten(self) -> None:
+        overflow = len(self._unwritten["calls"]) - self._max_queue
+        if overflow > 0:
+            dropped = self._unwritten["calls"][:overflow]
+            dropped_ids = {row["call_id"] for row in dropped}
+            del self._unwritten["calls"][:overflow]
+            self._unwritten["attempts"] = [r for r in self._unwritten["attempts"] if r["call_id"] not in dropped_ids]
+            self.dropped += overflow
+            diagnostics.count("dropped_records", overflow)
+
+    def _fold(self, wait: float) -> None:
+        self._last_fold = time.monotonic()
+        try:
+            result = fold(self.location, max_wait_s=wait)
+        except Exception as exc:  # corrupt or foreign file: keep the spool, say so once
+            diagnostics.report(
+                "log_unreadable",
+                f"cannot fold the spool into {self.location.db_path}: {type(exc).__name__}: {exc}; "
+                "calls stay in the spool folder and are still visible to unillm sql",
+            )
+            return
+        if result.folded:
+            diagnostics.resolved("log_unreadable")
+
+    def close(self, *, fold_wait: float = 1.0) -> None:
+        """Stop the thread and write everything; called at exit and by unpatch()."""
+        self._stopping.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5.0)
+        self.flush(fold=True, fold_wait=fold_wait)
+
+    def _after_fork(self) -> None:
+        # The child has no recorder thread; calls queued by the parent are the parent's to write.
+        self._queue = deque()
+        self._unwritten = {"calls": [], "attempts": []}
+        self._thread = None
+        self._wake = threading.Event()
+        self._flush_lock = threading.Lock()
+        self._start_lock = threading.Lock()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "recorded": self.recorded,
+            "dropped": self.dropped,
+            "queued": len(self._queue),
+            "unwritten": len(self._unwritten["calls"]),
+            "log": str(self.location.db_path),
+            "spool": str(self.location.spool_dir),
+        }

@@ -1,0 +1,132 @@
+"""Turn a finished call (and its attempts) into rows of the `calls` and `attempts` tables."""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any
+
+from unillm._version import __version__
+from unillm.adapters.registry import provider_for_host
+from unillm.tracer.answer import Answer, read_attempt
+from unillm.tracer.call import AttemptRecord, CallRecord
+from unillm.tracer.pricing import Pricer
+from unillm.tracer.redact import redact
+
+
+@lru_cache(maxsize=1)
+def _host_and_sdk() -> tuple[str, str]:
+    try:
+        import openai
+
+        sdk_version = openai.__version__
+    except Exception:  # pragma: no cover - unillm is only active with openai installed
+        sdk_version = "unknown"
+    return socket.gethostname(), sdk_version
+
+
+def _iso(wall: float) -> str:
+    return datetime.fromtimestamp(wall, tz=timezone.utc).isoformat()
+
+
+def _ms(start: float, end: float | None) -> float | None:
+    return None if end is None else round((end - start) * 1000, 3)
+
+
+def _attempt_status(attempt: AttemptRecord, answer: Answer) -> tuple[str, str | None, str | None]:
+    """(status, error_type, error_message) of one attempt."""
+    if attempt.transport_error is not None and attempt.http_status is None:
+        exc = attempt.transport_error
+        kind = "timeout" if "timeout" in type(exc).__name__.lower() else "connection"
+        if isinstance(exc, BaseException) and type(exc).__name__ == "CancelledError":
+            kind = "cancelled"
+        return "error", kind, redact(f"{type(exc).__name__}: {exc}")
+    if attempt.http_status is not None and attempt.http_status >= 400:
+        return "error", answer.error_type or f"http_{attempt.http_status}", redact(answer.error_message)
+    if answer.error_type is not None:  # error event inside a 200 stream
+        return "interrupted", answer.error_type, redact(answer.error_message)
+    if attempt.interrupted or not attempt.saw_end:
+        message = "the stream was closed before its end" if attempt.is_sse else "the body was not read to its end"
+        if attempt.transport_error is not None:
+            message = f"{type(attempt.transport_error).__name__}: {attempt.transport_error}"
+        return "interrupted", "incomplete", redact(message)
+    return "ok", None, None
+
+
+def build_rows(call: CallRecord, pricer: Pricer) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    host, sdk_version = _host_and_sdk()
+    attempt_rows: list[dict[str, Any]] = []
+    final_answer = Answer()
+    final_status: tuple[str, str | None, str | None] = ("error", None, None)
+    last: AttemptRecord | None = None
+    for attempt in call.attempts:
+        answer = read_attempt(attempt)
+        status = _attempt_status(attempt, answer)
+        attempt_rows.append(
+            {
+                "call_id": call.call_id,
+                "attempt": attempt.number,
+                "started_at": _iso(attempt.wall_start),
+                "duration_ms": _ms(attempt.t_start, attempt.t_end),
+                "ttft_ms": _ms(attempt.t_start, attempt.t_first_token),
+                "provider": provider_for_host(attempt.server_address),
+                "server_address": attempt.server_address,
+                "model": attempt.model,
+                "status": status[0],
+                "http_status": attempt.http_status,
+                "error_type": status[1],
+                "error_message": status[2],
+            }
+        )
+        final_answer, final_status, last = answer, status, attempt
+
+    status, error_type, error_message = final_status
+    if call.exception is not None:  # what the app saw is the last word
+        exc = call.exception
+        status = "error"
+        error_type = type(exc).__name__
+        error_message = redact(str(exc))
+    elif last is None:
+        status, error_type, error_message = "error", "no_attempt", "the SDK returned without sending a request"
+
+    provider = provider_for_host(last.server_address) if last else None
+    usage = final_answer.usage
+    model = final_answer.model or call.request_model
+    cost = pricer.cost(provider, model, usage) if usage.input_tokens is not None else None
+    call_row = {
+        "call_id": call.call_id,
+        "started_at": _iso(call.wall_start),
+        "duration_ms": _ms(call.t_start, last.t_end if last and last.t_end else call.t_end),
+        "ttft_ms": _ms(call.t_start, last.t_first_token) if last else None,
+        "operation": call.operation,
+        "endpoint": call.endpoint,
+        "stream": call.stream,
+        "request_model": call.request_model,
+        "provider": provider,
+        "server_address": last.server_address if last else None,
+        "response_model": final_answer.model,
+        "status": status,
+        "error_type": error_type,
+        "error_message": error_message,
+        "http_status": last.http_status if last else getattr(call.exception, "status_code", None),
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cached_tokens": usage.cached_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+        "cost_usd": cost.usd if cost else None,
+        "price_known": cost.known if cost else None,  # NULL: nothing to price (no usage)
+        "price_source": cost.source if cost else None,
+        "finish_reason": final_answer.finish_reason,
+        "tool_calls": final_answer.tool_calls,
+        "attempts": len(call.attempts),
+        "tags": dict(call.tags),
+        "usage_raw": usage.raw,
+        "process_id": os.getpid(),
+        "host": host,
+        "sdk_version": sdk_version,
+        "unillm_version": __version__,
+    }
+    return call_row, attempt_rows

@@ -1,0 +1,140 @@
+"""The call log's schema: one place that names every column, its DuckDB type and its meaning.
+
+`docs/schema.md` is generated from these tuples, the spool segments are written with these
+names, and the migrations below create exactly these columns (a test checks that the three agree).
+Migrations are named and append-only: never edit one that has shipped, add a new one.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Column(NamedTuple):
+    name: str
+    sql_type: str
+    meaning: str
+
+
+CALL_COLUMNS: tuple[Column, ...] = (
+    Column("call_id", "VARCHAR", "Unique id of the logical call (one SDK method call)."),
+    Column("started_at", "TIMESTAMPTZ", "When the SDK method was called (UTC)."),
+    Column("duration_ms", "DOUBLE", "Milliseconds from the call to the last byte of the answer."),
+    Column("ttft_ms", "DOUBLE", "Streams: milliseconds from the call to the first content chunk."),
+    Column("operation", "VARCHAR", "OpenTelemetry GenAI operation: chat, text_completion, embeddings."),
+    Column("endpoint", "VARCHAR", "API path the SDK called, e.g. /chat/completions or /responses."),
+    Column("stream", "BOOLEAN", "Whether the app asked for a streamed answer."),
+    Column("request_model", "VARCHAR", "Model name the app asked for."),
+    Column("provider", "VARCHAR", "Provider that served the final attempt (openai, azure, groq, ...)."),
+    Column("server_address", "VARCHAR", "Host of the final attempt (host:port)."),
+    Column("response_model", "VARCHAR", "Model name the provider reported in its answer."),
+    Column("status", "VARCHAR", "ok, error, or interrupted (a stream that ended early)."),
+    Column("error_type", "VARCHAR", "Error class or provider error type when status is not ok."),
+    Column("error_message", "VARCHAR", "Provider or SDK error message (secrets redacted)."),
+    Column("http_status", "INTEGER", "HTTP status of the final attempt."),
+    Column("input_tokens", "BIGINT", "Input tokens, including cache reads and writes."),
+    Column("output_tokens", "BIGINT", "Output tokens, including reasoning tokens."),
+    Column("cached_tokens", "BIGINT", "Input tokens read from the provider's prompt cache."),
+    Column("cache_write_tokens", "BIGINT", "Input tokens written to the provider's prompt cache."),
+    Column("reasoning_tokens", "BIGINT", "Output tokens spent on reasoning / thinking."),
+    Column("cost_usd", "DOUBLE", "Cost in US dollars; NULL when the price is unknown (never 0)."),
+    Column("price_known", "BOOLEAN", "False when no price was found for the model: cost_usd is NULL."),
+    Column("price_source", "VARCHAR", "Where the price came from: genai-prices <version> or config."),
+    Column("finish_reason", "VARCHAR", "Why the model stopped: stop, length, tool_calls, ..."),
+    Column("tool_calls", "INTEGER", "Number of tool calls in the answer."),
+    Column("attempts", "INTEGER", "Number of HTTP attempts made for this call (retries included)."),
+    Column("tags", "MAP(VARCHAR, VARCHAR)", "Tags from unillm.tags(...): query as tags['user']."),
+    Column("usage_raw", "JSON", "The provider's usage object, as it sent it."),
+    Column("process_id", "INTEGER", "Process id of the app that made the call."),
+    Column("host", "VARCHAR", "Host name of the machine that made the call."),
+    Column("sdk_version", "VARCHAR", "Version of the openai package."),
+    Column("unillm_version", "VARCHAR", "Version of unillm that recorded the call."),
+)
+
+ATTEMPT_COLUMNS: tuple[Column, ...] = (
+    Column("call_id", "VARCHAR", "The call this attempt belongs to (joins calls.call_id)."),
+    Column("attempt", "INTEGER", "1 for the first HTTP attempt, 2 for the next, ..."),
+    Column("started_at", "TIMESTAMPTZ", "When the HTTP request was sent (UTC)."),
+    Column("duration_ms", "DOUBLE", "Milliseconds from sending to the last byte (or the failure)."),
+    Column("ttft_ms", "DOUBLE", "Streams: milliseconds from sending to the first content chunk."),
+    Column("provider", "VARCHAR", "Provider this attempt went to."),
+    Column("server_address", "VARCHAR", "Host of this attempt (host:port)."),
+    Column("model", "VARCHAR", "Model name sent to the provider."),
+    Column("status", "VARCHAR", "ok, error, or interrupted."),
+    Column("http_status", "INTEGER", "HTTP status, NULL when no answer came (connection error, timeout)."),
+    Column("error_type", "VARCHAR", "Error kind: http status class, timeout, connection, stream_error."),
+    Column("error_message", "VARCHAR", "Error message (secrets redacted)."),
+)
+
+TABLES: dict[str, tuple[Column, ...]] = {"calls": CALL_COLUMNS, "attempts": ATTEMPT_COLUMNS}
+
+# Key columns that make ingestion idempotent: a row whose key is already stored is skipped.
+TABLE_KEYS: dict[str, tuple[str, ...]] = {"calls": ("call_id",), "attempts": ("call_id", "attempt")}
+
+
+class Migration(NamedTuple):
+    name: str
+    statements: tuple[str, ...]
+
+
+# Append-only. Each migration runs once per log file, in order, in one transaction together with
+# its row in `_unillm_migrations`. The SQL is frozen literal text, not generated from the column
+# tuples above: a log made by an old release must replay exactly what that release ran. To add a
+# column, append it to the tuple above AND append a migration such as
+#     Migration("0002_calls_foo", ("ALTER TABLE calls ADD COLUMN IF NOT EXISTS foo VARCHAR",))
+# A test applies every migration to an empty database and checks the result equals `TABLES`.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        "0001_calls_and_attempts",
+        (
+            """CREATE TABLE IF NOT EXISTS calls (
+  call_id VARCHAR,
+  started_at TIMESTAMPTZ,
+  duration_ms DOUBLE,
+  ttft_ms DOUBLE,
+  operation VARCHAR,
+  endpoint VARCHAR,
+  stream BOOLEAN,
+  request_model VARCHAR,
+  provider VARCHAR,
+  server_address VARCHAR,
+  response_model VARCHAR,
+  status VARCHAR,
+  error_type VARCHAR,
+  error_message VARCHAR,
+  http_status INTEGER,
+  input_tokens BIGINT,
+  output_tokens BIGINT,
+  cached_tokens BIGINT,
+  cache_write_tokens BIGINT,
+  reasoning_tokens BIGINT,
+  cost_usd DOUBLE,
+  price_known BOOLEAN,
+  price_source VARCHAR,
+  finish_reason VARCHAR,
+  tool_calls INTEGER,
+  attempts INTEGER,
+  tags MAP(VARCHAR, VARCHAR),
+  usage_raw JSON,
+  process_id INTEGER,
+  host VARCHAR,
+  sdk_version VARCHAR,
+  unillm_version VARCHAR
+)""",
+            """CREATE TABLE IF NOT EXISTS attempts (
+  call_id VARCHAR,
+  attempt INTEGER,
+  started_at TIMESTAMPTZ,
+  duration_ms DOUBLE,
+  ttft_ms DOUBLE,
+  provider VARCHAR,
+  server_address VARCHAR,
+  model VARCHAR,
+  status VARCHAR,
+  http_status INTEGER,
+  error_type VARCHAR,
+  error_message VARCHAR
+)""",
+        ),
+    ),
+)

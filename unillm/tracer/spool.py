@@ -1,0 +1,104 @@
+"""Spool segments: the app's side of the call log.
+
+The app never opens `calls.duckdb`. Its recorder hands batches of rows to `write_segment`, which
+writes them as one NDJSON file into the spool folder; `unillm.tracer.store.fold` later moves them
+into the database. A segment is written under a `.tmp` name and renamed into place, so a reader
+listing the folder sees either the whole file or nothing (a rename within one folder is atomic).
+
+This module runs in the app's process on every flush: it must stay cheap and must not import duckdb.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from unillm.tracer import schema
+
+__all__ = ["SEGMENT_SUFFIX", "list_segments", "write_segment"]
+
+SEGMENT_SUFFIX = ".jsonl"
+TMP_SUFFIX = ".tmp"
+
+# Unique within the process; with time_ns and pid in the name, unique across processes too.
+# next() on itertools.count is atomic under the GIL, so recorder threads can share it.
+_seq = itertools.count()
+
+
+def _segment_name(table: str) -> str:
+    return f"{table}-{time.time_ns()}-{os.getpid()}-{next(_seq)}{SEGMENT_SUFFIX}"
+
+
+def _check_table(table: str) -> None:
+    # A typo would leave files that no fold ever picks up; fail at the writer instead.
+    if table not in schema.TABLES:
+        raise ValueError(f"unknown call-log table {table!r}; expected one of {sorted(schema.TABLES)}")
+
+
+def write_segment(
+    spool_dir: Path, table: str, rows: Sequence[Mapping[str, Any]], *, fsync: bool = False
+) -> Path:
+    """Write `rows` as one atomic NDJSON segment for `table` and return its final path.
+
+    Keys are column names (see `schema.TABLES`); values are JSON scalars, `tags` a dict of str,
+    `usage_raw` a dict or None. Anything `json` cannot encode (datetime, Decimal, ...) is written
+    as `str(value)`. `fsync=True` also survives power loss, at the cost of a disk flush per segment
+    (a killed process never needs it: the rename only happens after the whole file is written).
+    """
+    _check_table(table)
+    if not rows:
+        raise ValueError("write_segment needs at least one row")
+    spool_dir = Path(spool_dir)
+    spool_dir.mkdir(parents=True, exist_ok=True)
+    data = "".join(json.dumps(row, default=str, separators=(",", ":")) + "\n" for row in rows).encode()
+    final = spool_dir / _segment_name(table)
+    tmp = final.with_name(final.name + TMP_SUFFIX)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        # Leave no half-written .tmp behind when we can help it (fold sweeps stale ones anyway).
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return final
+
+
+def list_segments(spool_dir: Path, table: str) -> list[Path]:
+    """Complete segments of `table` in the spool, oldest first (names start with time_ns).
+
+    `.tmp` files being written are never listed. A missing folder means no segments.
+    """
+    _check_table(table)
+    prefix = f"{table}-"
+    try:
+        with os.scandir(spool_dir) as it:
+            names = [
+                e.name
+                for e in it
+                if e.name.startswith(prefix) and e.name.endswith(SEGMENT_SUFFIX) and e.is_file()
+            ]
+    except FileNotFoundError:
+        return []
+    spool_dir = Path(spool_dir)
+    return [spool_dir / n for n in sorted(names, key=_sort_key)]
+
+
+def _sort_key(name: str) -> tuple[int, int, int, str]:
+    # Numeric order of (time_ns, pid, seq): plain string order would put seq 10 before seq 9.
+    parts = name[: -len(SEGMENT_SUFFIX)].split("-")
+    try:
+        return (int(parts[1]), int(parts[2]), int(parts[3]), name)
+    except (IndexError, ValueError):
+        return (0, 0, 0, name)

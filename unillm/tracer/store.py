@@ -1,0 +1,648 @@
+"""The call log's DuckDB side: fold spool segments into `calls.duckdb`, and query it.
+
+DuckDB locks the whole file: while one process has it open read-write, every other process's
+open (read-write, read-only or ATTACH READ_ONLY) fails at once (DESIGN.md §4). So nobody keeps
+the file open. Apps write NDJSON segments into the spool folder (`unillm.tracer.spool`); whichever
+process can take the lock for a moment runs `fold`, which ingests every current segment in one
+transaction, skipping keys already stored, and deletes the segments after the commit. A crash
+between commit and delete is harmless: the next fold skips those rows. `query` attaches the file
+read-only for the length of one query and shows database + spool together through views.
+
+`import unillm.tracer.store` does not import duckdb; every function that needs it imports it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from unillm.tracer import schema, spool
+
+if TYPE_CHECKING:
+    import duckdb
+    import pandas
+
+__all__ = [
+    "FoldResult",
+    "LogBusyError",
+    "LogLocation",
+    "QueryResult",
+    "ensure_writable",
+    "fold",
+    "query",
+]
+
+log = logging.getLogger("unillm.tracer.store")
+
+MIGRATIONS_TABLE = "_unillm_migrations"
+# Alias of the attached log inside a query connection; users may read `unillm_db._unillm_migrations`.
+DB_ALIAS = "unillm_db"
+# Column read_json adds with the segment's path: orders duplicates (oldest segment wins).
+_SEGMENT_COL = "_unillm_segment"
+# How long `query` retries ATTACH while the lock is taken. A fold holds it for milliseconds;
+# anything longer is a foreign process keeping the file open.
+QUERY_LOCK_WAIT_S = 3.0
+# A writer takes milliseconds to rename its .tmp file; one older than this belongs to a dead process.
+STALE_TMP_S = 3600.0
+BAD_DIR = "bad"
+REPR_ROWS = 50
+_CELL_WIDTH = 40
+
+# Errors meaning "someone else has the file open right now", from another process (file lock) or
+# from this one (DuckDB refuses a second handle on a file it already has open in the process).
+_BUSY_MARKERS = (
+    "Could not set lock",
+    "Conflicting lock",
+    "Unique file handle conflict",
+    "different configuration than existing connections",
+)
+_HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")
+_VANISHED = "No files found that match the pattern"
+# Result types the Python client can only hand over through pytz (not a dependency of ours).
+_TZ_TYPE = re.compile(r"TIMESTAMP WITH TIME ZONE|TIMESTAMPTZ_NS|TIMESTAMPTZ")
+
+# Two threads of one process must not fold at once: DuckDB shares one database instance per file
+# inside a process, so the file lock does not separate them, and two concurrent transactions
+# would each see the other's keys as absent and insert them twice.
+_fold_lock = threading.Lock()
+
+
+@dataclass(frozen=True, init=False)
+class LogLocation:
+    """Where one call log lives: the database file and the spool folder beside it."""
+
+    db_path: Path
+    spool_dir: Path
+
+    def __init__(self, db_path: str | os.PathLike[str], spool_dir: str | os.PathLike[str] | None = None) -> None:
+        # Absolute, so lock messages and ATTACH name the same file whatever the cwd later becomes.
+        db = Path(db_path).expanduser().absolute()
+        object.__setattr__(self, "db_path", db)
+        spool_path = Path(spool_dir).expanduser().absolute() if spool_dir is not None else db.with_name(db.stem + ".spool")
+        object.__setattr__(self, "spool_dir", spool_path)
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    """What one `fold` did. `folded=False` means the lock was not available (see `reason`)."""
+
+    folded: bool
+    reason: str | None = None
+    rows: dict[str, int] = field(default_factory=dict)  # rows ingested per table (duplicates excluded)
+    segments: int = 0  # segment files folded and deleted
+    bad: tuple[Path, ...] = ()  # corrupt segments moved to <spool>/bad/ by this fold
+    migrations: tuple[str, ...] = ()  # migrations applied by this fold
+    seconds: float = 0.0
+
+
+class LogBusyError(RuntimeError):
+    """The call log is held open read-write by another process for longer than a fold takes."""
+
+    def __init__(self, path: Path, detail: str) -> None:
+        self.path = path
+        m = _HOLDER.search(detail)
+        self.holder_pid: int | None = int(m.group("pid")) if m else None
+        who = f"another process (PID {m.group('pid')}, {m.group('exe')})" if m else "another process"
+        super().__init__(
+            f"cannot read the call log {path}: {who} holds it open read-write. unillm opens it only "
+            f"for milliseconds at a time, so this is likely a duckdb shell, notebook or script that "
+            f"called duckdb.connect() on it; close that connection or open the file with "
+            f"read_only=True. (DuckDB: {detail.splitlines()[0] if detail else ''})"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# SQL text helpers
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _read_segments_sql(table: str, files: Sequence[Path]) -> str:
+    # Explicit column types from the schema: no sniffing, a MAP/JSON column read straight from the
+    # JSON object, keys missing from a row become NULL and unknown keys are ignored.
+    cols = "{" + ", ".join(f"{_lit(c.name)}: {_lit(c.sql_type)}" for c in schema.TABLES[table]) + "}"
+    paths = "[" + ", ".join(_lit(str(f)) for f in files) + "]"
+    return (
+        f"read_json({paths}, format='newline_delimited', columns={cols}, "
+        f"filename={_lit(_SEGMENT_COL)})"
+    )
+
+
+def _new_rows_sql(table: str, files: Sequence[Path], existing: str | None) -> str:
+    """SELECT of the segments' rows whose key is not in `existing` (a table), one row per key."""
+    cols = ", ".join(_ident(c.name) for c in schema.TABLES[table])
+    keys = schema.TABLE_KEYS[table]
+    where = [f"s.{_ident(k)} IS NOT NULL" for k in keys]
+    if existing is not None:
+        match = " AND ".join(f"d.{_ident(k)} = s.{_ident(k)}" for k in keys)
+        where.append(f"NOT EXISTS (SELECT 1 FROM {existing} AS d WHERE {match})")
+    partition = ", ".join(f"s.{_ident(k)}" for k in keys)
+    return (
+        f"SELECT {cols} FROM {_read_segments_sql(table, files)} AS s WHERE {' AND '.join(where)} "
+        f"QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY s.{_SEGMENT_COL}) = 1"
+    )
+
+
+def _is_busy(exc: BaseException) -> bool:
+    text = str(exc)
+    return any(m in text for m in _BUSY_MARKERS)
+
+
+# --------------------------------------------------------------------------------------------
+# fold
+
+
+def fold(loc: LogLocation, *, max_wait_s: float = 0.0) -> FoldResult:
+    """Move every current spool segment into the database, exactly once per key.
+
+    Opens the database read-write (creating it and its folder if missing), retrying while another
+    process holds the lock until `max_wait_s` has passed; then gives up with `folded=False`
+    instead of raising. Runs pending migrations, ingests all segments in one transaction,
+    deletes them after the commit, and closes the file. Corrupt segments are moved to
+    `<spool>/bad/` and reported. Other errors (corrupt database file, permission denied) raise.
+    """
+    import duckdb
+
+    t0 = time.monotonic()
+    deadline = t0 + max_wait_s
+    got = _fold_lock.acquire(timeout=max_wait_s) if max_wait_s > 0 else _fold_lock.acquire(blocking=False)
+    if not got:
+        return FoldResult(False, reason="another thread of this process is folding", seconds=time.monotonic() - t0)
+    try:
+        loc.db_path.parent.mkdir(parents=True, exist_ok=True)
+        delay = 0.002
+        while True:
+            try:
+                con = duckdb.connect(str(loc.db_path))
+                break
+            except duckdb.Error as e:
+                if not _is_busy(e):
+                    raise
+                if time.monotonic() >= deadline:
+                    reason = f"call log {loc.db_path} is held open by another connection ({str(e).splitlines()[0]})"
+                    return FoldResult(False, reason=reason, seconds=time.monotonic() - t0)
+                time.sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
+                delay = min(delay * 2, 0.05)
+        try:
+            applied = _migrate(con)
+            rows, segments, bad = _ingest(con, loc)
+        finally:
+            con.close()
+        _sweep_stale_tmp(loc.spool_dir)
+        return FoldResult(
+            True,
+            rows=rows,
+            segments=segments,
+            bad=tuple(bad),
+            migrations=tuple(applied),
+            seconds=time.monotonic() - t0,
+        )
+    finally:
+        _fold_lock.release()
+
+
+def _migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply the migrations this file has not seen yet, each in one transaction with its record."""
+    con.execute(f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)")
+    applied = {r[0] for r in con.execute(f"SELECT name FROM {MIGRATIONS_TABLE}").fetchall()}
+    done: list[str] = []
+    for migration in schema.MIGRATIONS:  # read at call time: tests append fake migrations
+        if migration.name in applied:
+            continue
+        con.begin()
+        try:
+            for statement in migration.statements:
+                con.execute(statement)
+            con.execute(f"INSERT INTO {MIGRATIONS_TABLE} VALUES (?, now())", [migration.name])
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+        log.info("applied call-log migration %s", migration.name)
+        done.append(migration.name)
+    return done
+
+
+def _ingest(con: duckdb.DuckDBPyConnection, loc: LogLocation) -> tuple[dict[str, int], int, list[Path]]:
+    import duckdb
+
+    bad: list[Path] = []
+    # Each round either commits or removes a reason to fail (a corrupt file, a vanished one),
+    # so a few rounds suffice; new segments keep arriving but are simply left for the next fold.
+    for _ in range(5):
+        files = {t: spool.list_segments(loc.spool_dir, t) for t in schema.TABLES}
+        files = {t: fs for t, fs in files.items() if fs}
+        if not files:
+            return {}, 0, bad
+        try:
+            con.begin()
+            rows: dict[str, int] = {}
+            for table, fs in files.items():
+                cols = ", ".join(_ident(c.name) for c in schema.TABLES[table])
+                inserted = con.execute(
+                    f"INSERT INTO {table} ({cols}) {_new_rows_sql(table, fs, existing=table)}"
+                ).fetchall()
+                rows[table] = int(inserted[0][0]) if inserted else 0
+            con.commit()
+        except duckdb.Error as e:
+            con.rollback()
+            if _VANISHED in str(e):
+                continue  # someone removed a segment after we listed it: list again
+            quarantined = _quarantine(con, loc, files)
+            if not quarantined:
+                raise  # not a segment's fault
+            bad.extend(quarantined)
+            continue
+        # Only after the commit: a crash before this line leaves files whose keys are now stored,
+        # and the next fold skips them.
+        for fs in files.values():
+            for f in fs:
+                try:
+                    f.unlink()
+                except FileNotFoundError:
+                    pass
+        return rows, sum(len(fs) for fs in files.values()), bad
+    raise RuntimeError(f"could not fold the spool {loc.spool_dir}: segments kept changing or failing")
+
+
+def _quarantine(con: duckdb.DuckDBPyConnection, loc: LogLocation, files: dict[str, list[Path]]) -> list[Path]:
+    """Read each segment alone; move those that do not parse against the schema to bad/."""
+    import duckdb
+
+    moved: list[Path] = []
+    for table, fs in files.items():
+        for f in fs:
+            try:
+                # CREATE ... AS materialises every column, so every value is parsed and cast.
+                con.execute(f"CREATE OR REPLACE TEMP TABLE _unillm_probe AS {_new_rows_sql(table, [f], None)}")
+            except (duckdb.InvalidInputException, duckdb.ConversionException) as e:
+                if _VANISHED in str(e) or not f.exists():
+                    continue
+                moved.append(_move_to_bad(loc, f, str(e)))
+    con.execute("DROP TABLE IF EXISTS temp._unillm_probe")
+    return moved
+
+
+def _move_to_bad(loc: LogLocation, f: Path, error: str) -> Path:
+    bad_dir = loc.spool_dir / BAD_DIR
+    bad_dir.mkdir(exist_ok=True)
+    dest = bad_dir / f.name
+    os.replace(f, dest)
+    # The reason beside the file, so whoever looks at bad/ knows why without re-running DuckDB.
+    dest.with_name(dest.name + ".error.txt").write_text(error + "\n", encoding="utf-8")
+    log.warning("moved corrupt call-log segment %s to %s: %s", f.name, bad_dir, error.splitlines()[0])
+    return dest
+
+
+def _sweep_stale_tmp(spool_dir: Path) -> None:
+    now = time.time()
+    try:
+        with os.scandir(spool_dir) as it:
+            for e in it:
+                if e.name.endswith(spool.SEGMENT_SUFFIX + spool.TMP_SUFFIX):
+                    try:
+                        if now - e.stat().st_mtime > STALE_TMP_S:
+                            os.unlink(e.path)
+                    except OSError:
+                        pass
+    except OSError:
+        pass
+
+
+# --------------------------------------------------------------------------------------------
+# query
+
+
+class QueryResult:
+    """The rows of one query, fetched in full; the connection is already closed."""
+
+    __slots__ = ("columns", "rows")
+
+    def __init__(self, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+        self.columns = columns
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self.rows)
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self.rows
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row)) for row in self.rows]
+
+    def scalar(self) -> Any:
+        """The single value of a one-column, at-most-one-row result (None when there is no row)."""
+        if len(self.columns) != 1 or len(self.rows) > 1:
+            raise ValueError(
+                f"scalar() needs one column and at most one row; got {len(self.columns)} columns, {len(self.rows)} rows"
+            )
+        return self.rows[0][0] if self.rows else None
+
+    def df(self) -> pandas.DataFrame:
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError("QueryResult.df() needs pandas, which is not installed: pip install pandas") from None
+        return pandas.DataFrame.from_records(self.rows, columns=self.columns)
+
+    def __repr__(self) -> str:
+        return self._table(REPR_ROWS)
+
+    __str__ = __repr__
+
+    def _table(self, limit: int) -> str:
+        shown = self.rows[:limit]
+        cells = [[_cell(v) for v in row] for row in shown]
+        widths = [len(c) for c in self.columns]
+        for row in cells:
+            widths = [max(w, len(c)) for w, c in zip(widths, row)]
+        numeric = [
+            any(isinstance(r[i], (int, float)) for r in shown)
+            and all(isinstance(r[i], (int, float)) or r[i] is None for r in shown)
+            for i in range(len(self.columns))
+        ]
+
+        def line(values: Sequence[str], right: Sequence[bool]) -> str:
+            return " | ".join(v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right)).rstrip()
+
+        out = [line(self.columns, [False] * len(widths)), "-+-".join("-" * w for w in widths)]
+        out += [line(row, numeric) for row in cells]
+        n = len(self.rows)
+        more = f", showing the first {limit}" if n > limit else ""
+        out.append(f"({n} row{'s' if n != 1 else ''}{more})")
+        return "\n".join(out)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        text = "NULL"
+    elif isinstance(value, _dt.datetime):
+        text = value.isoformat(sep=" ")
+    elif isinstance(value, float):
+        text = f"{value:.6g}"
+    else:
+        text = str(value)
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= _CELL_WIDTH else text[: _CELL_WIDTH - 1] + "…"
+
+
+_ALLOWED = ("SELECT", "EXPLAIN")
+
+
+def _guard(statements: Sequence[duckdb.Statement]) -> None:
+    if len(statements) != 1:
+        raise ValueError(
+            f"the call log takes one read-only statement per query; got {len(statements)} statements"
+        )
+    kind = statements[0].type.name
+    if kind not in _ALLOWED:
+        snippet = " ".join(statements[0].query.split())[:60]
+        raise ValueError(
+            f"the call log is read-only: {kind} statements are refused ({snippet!r}). Only queries "
+            f"run here: SELECT / WITH / FROM / VALUES / DESCRIBE / SHOW / SUMMARIZE / EXPLAIN."
+        )
+
+
+def query(
+    loc: LogLocation,
+    sql: str,
+    params: Sequence[Any] | dict[str, Any] | None = None,
+    *,
+    read_only_guard: bool = True,
+    fold_first: bool = True,
+    lock_wait_s: float = QUERY_LOCK_WAIT_S,
+) -> QueryResult:
+    """Run one SQL query over the call log: tables `calls` and `attempts` = database + spool.
+
+    Each call opens a fresh in-memory DuckDB, ATTACHes the log READ_ONLY (as `unillm_db`),
+    builds the views, runs `sql`, fetches every row and closes, so no reader holds the file
+    between queries. ATTACH is retried for `lock_wait_s` (3 s) while a fold holds the lock; if
+    another process keeps the file open read-write longer than that, `LogBusyError` names the file
+    and the holder. (Answering from the spool alone would silently drop every folded row.)
+    A corrupt segment is skipped by readers (fold moves it to bad/).
+
+    With `fold_first` (default) pending segments are first folded opportunistically (no waiting;
+    any failure is ignored), which keeps the spool short so later queries read fewer files.
+    TIMESTAMPTZ values come back as timezone-aware UTC datetimes (without needing pytz).
+    With `read_only_guard`, anything but one query statement raises ValueError. The guard is about
+    clear errors, not a sandbox: the file is attached read-only in any case.
+    """
+    import duckdb
+
+    statements = duckdb.extract_statements(sql)
+    if not statements:
+        raise ValueError("empty SQL")
+    if read_only_guard:
+        _guard(statements)
+    elif params is not None and len(statements) > 1:
+        raise ValueError("params can only be used with a single statement")
+
+    if fold_first and any(spool.list_segments(loc.spool_dir, t) for t in schema.TABLES):
+        try:
+            fold(loc, max_wait_s=0.0)
+        except Exception:  # opportunistic: a reader without write access still answers from db + spool
+            log.debug("opportunistic fold before query failed", exc_info=True)
+
+    deadline = time.monotonic() + lock_wait_s
+    delay = 0.005
+    vanished = 0
+    while True:
+        con = duckdb.connect(":memory:")
+        try:
+            try:
+                _prepare(con, loc)
+            except duckdb.Error as e:
+                if _is_busy(e):
+                    if time.monotonic() >= deadline:
+                        raise LogBusyError(loc.db_path, str(e)) from None
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.1)
+                    continue
+                if _VANISHED in str(e) and vanished < 5:
+                    vanished += 1  # a fold moved segments into the db between listing and reading
+                    continue
+                raise
+            except _Retry:
+                continue
+            return _run(con, statements, params)
+        finally:
+            con.close()
+
+
+class _Retry(Exception):
+    """The database appeared while the views were built from the spool alone: build them again."""
+
+
+def _prepare(con: duckdb.DuckDBPyConnection, loc: LogLocation) -> None:
+    # Results convert TIMESTAMPTZ to UTC ourselves (see _run); a typo'd table name must raise
+    # instead of silently scanning a Python variable of that name.
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET python_enable_replacements = false")
+    had_db = loc.db_path.exists()
+    existing: dict[str, set[str]] = {}
+    if had_db:
+        con.execute(f"ATTACH {_lit(str(loc.db_path))} AS {DB_ALIAS} (READ_ONLY)")
+        # While attached we hold a shared lock: no fold can run, so the segment list below is
+        # consistent with the database (a fold deletes segments before it releases the lock).
+        for table, column in con.execute(
+            "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = ? AND schema_name = 'main'",
+            [DB_ALIAS],
+        ).fetchall():
+            existing.setdefault(table, set()).add(column)
+    for table, columns in schema.TABLES.items():
+        db_table = f"{DB_ALIAS}.main.{table}" if table in existing else None
+        spool_table = f"_unillm_spool_{table}"
+        _load_spool(con, table, spool.list_segments(loc.spool_dir, table), spool_table, db_table)
+        view = f"SELECT * FROM temp.main.{spool_table}"
+        if db_table is not None:
+            # An older log may lack newer columns until its next fold migrates it.
+            have = existing[table]
+            select = ", ".join(
+                _ident(c.name) if c.name in have else f"CAST(NULL AS {c.sql_type}) AS {_ident(c.name)}" for c in columns
+            )
+            view = f"SELECT {select} FROM {db_table} UNION ALL {view}"
+        con.execute(f"CREATE TEMP VIEW {table} AS {view}")
+    if not had_db and loc.db_path.exists():
+        # A fold created the database meanwhile and may have moved segments we did not read.
+        raise _Retry
+
+
+def _load_spool(
+    con: duckdb.DuckDBPyConnection, table: str, files: list[Path], spool_table: str, db_table: str | None
+) -> None:
+    """Materialise the spool's new rows once per query (a view over read_json would re-read the
+    files every time the user's SQL mentions the table)."""
+    import duckdb
+
+    if files:
+        try:
+            con.execute(f"CREATE TEMP TABLE {spool_table} AS {_new_rows_sql(table, files, db_table)}")
+            return
+        except (duckdb.InvalidInputException, duckdb.ConversionException) as e:
+            if _VANISHED in str(e):
+                raise
+            # A corrupt segment must not blind the reader to the rest: load file by file, skip it.
+    defs = ", ".join(f"{_ident(c.name)} {c.sql_type}" for c in schema.TABLES[table])
+    con.execute(f"CREATE TEMP TABLE {spool_table} ({defs})")
+    if not files:
+        return
+    cols = ", ".join(_ident(c.name) for c in schema.TABLES[table])
+    seen = f"temp.main.{spool_table}"
+    keys = schema.TABLE_KEYS[table]
+    match = " AND ".join(f"n.{_ident(k)} = p.{_ident(k)}" for k in keys)
+    for f in files:
+        try:
+            con.execute(
+                f"INSERT INTO {seen} SELECT {cols} FROM ({_new_rows_sql(table, [f], db_table)}) AS n "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {seen} AS p WHERE {match})"
+            )
+        except (duckdb.InvalidInputException, duckdb.ConversionException) as e:
+            if _VANISHED in str(e):
+                raise
+            log.warning("skipping corrupt call-log segment %s: %s", f, str(e).splitlines()[0])
+
+
+def _run(
+    con: duckdb.DuckDBPyConnection,
+    statements: Sequence[duckdb.Statement],
+    params: Sequence[Any] | dict[str, Any] | None,
+) -> QueryResult:
+    import duckdb
+
+    for statement in statements[:-1]:
+        con.execute(statement.query)
+    last = statements[-1]
+    text = last.query.rstrip()
+    while text.endswith(";"):
+        text = text[:-1].rstrip()
+    tz_top: list[int] = []
+    if last.type == duckdb.StatementType.SELECT:
+        text, tz_top = _without_tz(con, text, params)
+    con.execute(text, params)
+    if con.description is None:
+        return QueryResult([], [])
+    columns = [d[0] for d in con.description]
+    rows = con.fetchall()
+    if tz_top:
+        utc = _dt.timezone.utc
+        rows = [
+            tuple(v.replace(tzinfo=utc) if i in tz_top and isinstance(v, _dt.datetime) else v for i, v in enumerate(r))
+            for r in rows
+        ]
+    return QueryResult(columns, rows)
+
+
+def _without_tz(
+    con: duckdb.DuckDBPyConnection, text: str, params: Sequence[Any] | dict[str, Any] | None
+) -> tuple[str, list[int]]:
+    """Rewrite a query whose result has TIMESTAMPTZ columns so the client can fetch it without pytz.
+
+    DuckDB's Python client builds tz-aware datetimes through pytz; we select `timezone('UTC', col)`
+    (a plain TIMESTAMP holding UTC wall time) and attach `timezone.utc` in Python. Nested values
+    (a list or struct of TIMESTAMPTZ) are cast to their TIMESTAMP form and come back naive UTC.
+    DESCRIBE only binds the query, so finding the types costs no extra run.
+    """
+    import duckdb
+
+    try:
+        described = con.execute(f"DESCRIBE {text}\n", params).fetchall()
+    except duckdb.Error:
+        return text, []  # not describable (e.g. DESCRIBE/SHOW itself): run as is
+    types = [str(row[1]) for row in described]
+    if not any(_TZ_TYPE.search(t) for t in types):
+        return text, []
+    items: list[str] = []
+    top: list[int] = []
+    for i, (row, type_) in enumerate(zip(described, types), start=1):
+        name = _ident(str(row[0]))
+        if type_ in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ", "TIMESTAMPTZ_NS"):
+            items.append(f"timezone('UTC', #{i}) AS {name}")
+            top.append(i - 1)
+        elif _TZ_TYPE.search(type_):
+            plain = type_.replace("TIMESTAMP WITH TIME ZONE", "TIMESTAMP").replace("TIMESTAMPTZ_NS", "TIMESTAMP_NS")
+            plain = plain.replace("TIMESTAMPTZ", "TIMESTAMP")
+            items.append(f"CAST(#{i} AS {plain}) AS {name}")
+        else:
+            items.append(f"#{i}")
+    # Newlines around the user's text: a trailing `-- comment` must not swallow the parenthesis.
+    return f"SELECT {', '.join(items)} FROM (\n{text}\n) AS _unillm_q", top
+
+
+# --------------------------------------------------------------------------------------------
+# recorder support
+
+
+def ensure_writable(loc: LogLocation) -> str | None:
+    """None if the spool folder can be created and written; else a message naming path and error."""
+    try:
+        loc.spool_dir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".unillm-probe-", suffix=".tmp", dir=loc.spool_dir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        reason = e.strerror or str(e)
+        where = e.filename or loc.spool_dir
+        return (
+            f"unillm cannot write its call-log spool folder {loc.spool_dir} ({where}: {reason}); "
+            f"calls are not being recorded. Point the call log at a writable path in the unillm config."
+        )
+    return None

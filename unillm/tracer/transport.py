@@ -1,0 +1,170 @@
+"""The tee transport: every HTTP attempt of a recorded call passes through here.
+
+It wraps whatever transport the SDK's client would have used (connection pool, proxy, a user's
+mock) and returns that transport's own response, with the body stream swapped for a tapped one
+of the same library (httpx or httpx2: their stream classes must not be mixed; httpx asserts the
+type). Nothing here may raise into the SDK except the inner transport's own exceptions.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from unillm import diagnostics
+from unillm.tracer.call import AttemptRecord, CallRecord
+from unillm.tracer.taps import JsonTap, tap_for
+
+
+class _SyncTapStream:
+    """Mixed into the library's SyncByteStream; see `_stream_classes`."""
+
+    def __init__(self, inner: Any, tap: JsonTap, attempt: AttemptRecord) -> None:
+        self._inner = inner
+        self._tap = tap
+        self._attempt = attempt
+
+    def __iter__(self) -> Iterator[bytes]:
+        tap = self._tap
+        try:
+            for chunk in self._inner:
+                out = tap.feed(chunk)
+                if out:
+                    yield out
+            tail = tap.finish()
+            if tail:
+                yield tail
+        except GeneratorExit:  # the reader stopped; fine if the terminal event was seen
+            self._attempt.end(interrupted=not self._attempt.saw_end)
+            raise
+        except BaseException as exc:  # read error mid-body: the SDK sees it unchanged
+            self._attempt.transport_error = exc
+            self._attempt.end(interrupted=True)
+            raise
+        self._attempt.end()
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            # No-op when the body already ended; a stream closed after its terminal event is whole.
+            self._attempt.end(interrupted=not self._attempt.saw_end)
+
+    def __del__(self) -> None:  # dropped without being read or closed
+        attempt = getattr(self, "_attempt", None)
+        if attempt is not None and not attempt.ended:
+            attempt.end(interrupted=True)
+
+
+class _AsyncTapStream:
+    def __init__(self, inner: Any, tap: JsonTap, attempt: AttemptRecord) -> None:
+        self._inner = inner
+        self._tap = tap
+        self._attempt = attempt
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        tap = self._tap
+        try:
+            async for chunk in self._inner:
+                out = tap.feed(chunk)
+                if out:
+                    yield out
+            tail = tap.finish()
+            if tail:
+                yield tail
+        except GeneratorExit:  # the reader stopped; fine if the terminal event was seen
+            self._attempt.end(interrupted=not self._attempt.saw_end)
+            raise
+        except BaseException as exc:
+            self._attempt.transport_error = exc
+            self._attempt.end(interrupted=True)
+            raise
+        self._attempt.end()
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        finally:
+            self._attempt.end(interrupted=not self._attempt.saw_end)
+
+    def __del__(self) -> None:
+        attempt = getattr(self, "_attempt", None)
+        if attempt is not None and not attempt.ended:
+            attempt.end(interrupted=True)
+
+
+@functools.lru_cache(maxsize=4)
+def _stream_classes(library: str) -> tuple[type, type]:
+    """Tap stream classes that are instances of `library`'s own byte-stream types."""
+    module = importlib.import_module(library)
+    sync_cls = type("SyncTapStream", (_SyncTapStream, module.SyncByteStream), {})
+    async_cls = type("AsyncTapStream", (_AsyncTapStream, module.AsyncByteStream), {})
+    return sync_cls, async_cls
+
+
+def _address(url: Any) -> str:
+    netloc = url.netloc
+    return netloc.decode("ascii", "replace") if isinstance(netloc, bytes) else str(netloc)
+
+
+def _tap_response(attempt: AttemptRecord, response: Any, is_async: bool) -> None:
+    try:
+        attempt.http_status = response.status_code
+        tap = tap_for(attempt, response.status_code, response.headers.get("content-type", ""))
+        content = response.__dict__.get("_content")
+        if content is not None:  # already read by the transport (e.g. MockTransport(content=...))
+            passed_on = tap.feed(content) + tap.finish()
+            if passed_on != content:
+                response._content = passed_on
+            attempt.end()
+            return
+        library = type(response).__module__.partition(".")[0]
+        stream_cls = _stream_classes(library)[1 if is_async else 0]
+        response.stream = stream_cls(response.stream, tap, attempt)
+    except Exception as exc:  # unillm's trouble must not cost the app its answer
+        attempt.end()
+        diagnostics.internal_error("transport.tap", exc)
+
+
+class SyncTeeTransport:
+    __slots__ = ("_inner", "_call")
+
+    def __init__(self, inner: Any, call: CallRecord) -> None:
+        self._inner = inner
+        self._call = call
+
+    def handle_request(self, request: Any) -> Any:
+        attempt = self._call.new_attempt(_address(request.url))
+        try:
+            response = self._inner.handle_request(request)
+        except BaseException as exc:
+            attempt.fail(exc)
+            raise
+        _tap_response(attempt, response, is_async=False)
+        return response
+
+    def __getattr__(self, name: str) -> Any:  # anything else the client asks of its transport
+        return getattr(self._inner, name)
+
+
+class AsyncTeeTransport:
+    __slots__ = ("_inner", "_call")
+
+    def __init__(self, inner: Any, call: CallRecord) -> None:
+        self._inner = inner
+        self._call = call
+
+    async def handle_async_request(self, request: Any) -> Any:
+        attempt = self._call.new_attempt(_address(request.url))
+        try:
+            response = await self._inner.handle_async_request(request)
+        except BaseException as exc:
+            attempt.fail(exc)
+            raise
+        _tap_response(attempt, response, is_async=True)
+        return response
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
