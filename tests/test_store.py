@@ -7,6 +7,7 @@ atomic renames, kill -9) only exist across processes.
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import json
 import os
 import random
@@ -210,7 +211,7 @@ def test_values_and_types_round_trip(loc: LogLocation) -> None:
 def test_query_result_api(loc: LogLocation) -> None:
     spool.write_segment(loc.spool_dir, "calls", [call(f"c{i:03}", input_tokens=i) for i in range(120)])
     r = store.query(loc, "SELECT call_id, input_tokens FROM calls ORDER BY call_id")
-    assert len(r) == 120 and list(r)[0] == ("c000", 0) and r.fetchall() is r.rows
+    assert len(r) == 120 and next(iter(r)) == ("c000", 0) and r.fetchall() is r.rows
     text = repr(r)
     assert text.splitlines()[0].split() == ["call_id", "|", "input_tokens"]
     assert "c049" in text and "c050" not in text and "(120 rows, showing the first 50)" in text
@@ -218,9 +219,7 @@ def test_query_result_api(loc: LogLocation) -> None:
     with pytest.raises(ValueError, match="one column"):
         r.scalar()
     assert store.query(loc, "SELECT 1 WHERE false").scalar() is None
-    try:
-        import pandas  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("pandas") is None:
         with pytest.raises(ImportError, match="pip install pandas"):
             r.df()
     else:
@@ -292,12 +291,13 @@ def test_foreign_process_holding_the_lock(loc: LogLocation) -> None:
 
 
 WRITER = """
-import sys
+import sys, time
 from pathlib import Path
 from unillm.tracer import spool
 spool_dir, name, n_segments, n_rows = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 for s in range(n_segments):
     spool.write_segment(spool_dir, "calls", [{"call_id": f"{name}-{s}-{r}", "input_tokens": r} for r in range(n_rows)])
+    time.sleep(0.01)  # a recorder flushes now and then, it does not spin
 """
 
 FOLDER = """
@@ -326,6 +326,7 @@ while not stop.exists():
         counts.append(store.query(loc, "SELECT count(*) FROM calls").scalar())
     except Exception as e:
         errors.append(f"{type(e).__name__}: {e}")
+    time.sleep(0.005)
 print(json.dumps({"counts": counts, "errors": errors}))
 """
 
@@ -345,11 +346,11 @@ def test_concurrent_writers_folder_and_reader(loc: LogLocation, tmp_path: Path) 
     reader_out, reader_err = reader.communicate(timeout=60)
     assert folder.returncode == 0, folder_err
     assert reader.returncode == 0, reader_err
-    print('folds by the folder:', int(folder_out))
+    print("folds by the folder:", int(folder_out))
     seen = json.loads(reader_out)
     assert seen["errors"] == []
-    print('queries by the reader:', len(seen['counts']))
-    assert len(seen["counts"]) > 5
+    print("queries by the reader:", len(seen["counts"]))
+    assert len(seen["counts"]) >= 3
     assert seen["counts"] == sorted(seen["counts"]), "a reader saw the count go down"
     assert max(seen["counts"]) <= writers * segments * rows
 
@@ -397,46 +398,58 @@ def test_threads_of_one_process_share_the_log(loc: LogLocation) -> None:
 
 
 FOLD_LOOP = """
-import sys
+import os, pathlib, signal, sys
 from unillm.tracer import store
 loc = store.LogLocation(sys.argv[1])
+if sys.argv[2] == "die-while-deleting":
+    # Die after the COMMIT, between deleting two folded segments: the worst moment for idempotency.
+    unlink, calls = pathlib.Path.unlink, [0]
+    def dying_unlink(self, *args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return unlink(self, *args, **kwargs)
+    pathlib.Path.unlink = dying_unlink
 print("ready", flush=True)
 while True:
-    store.fold(loc, max_wait_s=1)
+    print(store.fold(loc, max_wait_s=1).segments, flush=True)
 """
 
 
 def test_kill_9_during_fold_loses_and_duplicates_nothing(loc: LogLocation) -> None:
     written: list[str] = []
     rng = random.Random(7)
-    for trial in range(5):
-        for s in range(40):  # ~1 fold's worth of work in the spool when the child starts
-            ids = [f"k{trial}-{s}-{r}" for r in range(50)]
-            spool.write_segment(loc.spool_dir, "calls", [call(i) for i in ids])
-            written += ids
-        child = _spawn(FOLD_LOOP, str(loc.db_path))
-        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    modes = ["random"] * 5 + ["die-while-deleting"] * 2
+    for trial, mode in enumerate(modes):
         stop_writing = threading.Event()
 
-        def keep_writing(trial: int = trial) -> None:
+        def keep_writing(trial: int = trial, stop_writing: threading.Event = stop_writing) -> None:
             s = 0
             while not stop_writing.is_set():
-                ids = [f"k{trial}-more{s}-{r}" for r in range(50)]
+                ids = [f"k{trial}-{s}-{r}" for r in range(50)]
                 spool.write_segment(loc.spool_dir, "calls", [call(i) for i in ids])
                 written.extend(ids)
                 s += 1
-                time.sleep(0.002)
+                time.sleep(0.003)
 
         writer = threading.Thread(target=keep_writing)
         writer.start()
-        time.sleep(rng.uniform(0.02, 0.4))
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(timeout=10)
+        child = _spawn(FOLD_LOOP, str(loc.db_path), mode)
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        if mode == "random":
+            for _ in range(rng.randint(1, 3)):  # let some folds complete, then kill inside the next
+                child.stdout.readline()
+            time.sleep(rng.uniform(0.0, 0.06))
+            os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
         stop_writing.set()
         writer.join()
         assert child.returncode == -signal.SIGKILL
 
-        assert count(loc) == len(written)  # readers see every row once, even mid-recovery
+        if mode == "die-while-deleting":
+            assert loc.db_path.with_name(loc.db_path.name + ".wal").exists()  # committed, never checkpointed
+        # Readers see every row once, even with folded-but-undeleted segments and a pending WAL.
+        assert count(loc) == len(written)
     assert store.fold(loc, max_wait_s=5).folded
     ids = db_ids(loc)
     assert len(ids) == len(set(ids)), "duplicated rows"
@@ -492,7 +505,10 @@ def test_older_log_is_migrated_on_open(loc: LogLocation, monkeypatch: pytest.Mon
     monkeypatch.setattr(
         schema,
         "MIGRATIONS",
-        (*schema.MIGRATIONS, Migration("0002_calls_region", ("ALTER TABLE calls ADD COLUMN IF NOT EXISTS region VARCHAR",))),
+        (
+            *schema.MIGRATIONS,
+            Migration("0002_calls_region", ("ALTER TABLE calls ADD COLUMN IF NOT EXISTS region VARCHAR",)),
+        ),
     )
     monkeypatch.setitem(schema.TABLES, "calls", (*schema.CALL_COLUMNS, region))
     spool.write_segment(loc.spool_dir, "calls", [call("new", region="eu")])

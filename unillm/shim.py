@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextvars
 import importlib
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -130,13 +131,26 @@ def install(on_finish: Callable[[CallRecord], Any], *, ask_stream_usage: bool = 
     base_client = importlib.import_module("openai._base_client")
     _wrap(base_client.SyncAPIClient, "request", _sync_request)
     _wrap(base_client.AsyncAPIClient, "request", _async_request)
-    for library in ("httpx", "httpx2"):  # openai 3.x uses httpx2 but still accepts an httpx client
-        try:
-            module = importlib.import_module(library)
-        except ImportError:
-            continue
-        _wrap(module.Client, "_transport_for_url", _sync_transport_for_url)
-        _wrap(module.AsyncClient, "_transport_for_url", _async_transport_for_url)
+    # openai 3.x uses httpx2 but still accepts an httpx client, so hook both — each when (and if)
+    # it is imported, so patch() does not import a library the app never uses.
+    if not _import_hooks_registered:
+        for library in ("httpx", "httpx2"):
+            wrapt.register_post_import_hook(_hook_http_library, library)
+        _import_hooks_registered.append(True)
+    for library in ("httpx", "httpx2"):
+        module = sys.modules.get(library)
+        if module is not None:
+            _hook_http_library(module)
+
+
+_import_hooks_registered: list[bool] = []
+
+
+def _hook_http_library(module: Any) -> None:
+    if _hooks.on_finish is None:
+        return  # imported while unpatched: the next patch() hooks it
+    _wrap(module.Client, "_transport_for_url", _sync_transport_for_url)
+    _wrap(module.AsyncClient, "_transport_for_url", _async_transport_for_url)
 
 
 def uninstall() -> None:

@@ -15,7 +15,15 @@ first request they answer.
 
 from __future__ import annotations
 
-from .http_server import FAULT_HEADER, FakeHTTPServer, Fault, FaultInjector, JSONReply, RecordedRequest, StreamReply
+from .http_server import (
+    FAULT_HEADER,
+    FakeHTTPServer,
+    Fault,
+    FaultInjector,
+    JSONReply,
+    RecordedRequest,
+    StreamReply,
+)
 from .openai_wire import DEFAULT_MODELS, FakeOpenAI
 
 __all__ = [

@@ -27,14 +27,17 @@ from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = [
     "FAULT_HEADER",
+    "FakeHTTPServer",
     "Fault",
     "FaultInjector",
-    "FakeHTTPServer",
     "JSONReply",
     "RecordedRequest",
     "Reply",
@@ -42,7 +45,6 @@ __all__ = [
 ]
 
 FAULT_HEADER = "x-fake-fault"
-_S = TypeVar("_S", bound="FakeHTTPServer")
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,9 @@ class Fault:
 
     @property
     def stream_only(self) -> bool:
-        return self.stream_error_after is not None and self.status is None and not self.drop and not self.stall
+        return (
+            self.stream_error_after is not None and self.status is None and not self.drop and not self.stall
+        )
 
     @classmethod
     def parse(cls, spec: str) -> Fault:
@@ -228,7 +232,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # a benchmark would drown in access logs
 
 
@@ -340,7 +344,9 @@ class FakeHTTPServer:
         """Register ``handler`` for ``method path``; ``{name}`` segments land in ``path_params``."""
         self._routes.append(_Route(method.upper(), _compile_path(path), handler, faults))
 
-    def error_body(self, status: int, message: str | None, *, param: str | None = None, code: str | None = None) -> Any:
+    def error_body(
+        self, status: int, message: str | None, *, param: str | None = None, code: str | None = None
+    ) -> Any:
         """The wire's JSON error body. Wire fakes override this."""
         return {"error": {"status": status, "message": message or HTTPStatus(status).phrase}}
 
@@ -395,7 +401,7 @@ class FakeHTTPServer:
         self._httpd.server_close()
         self._thread.join()
 
-    def __enter__(self: _S) -> _S:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -442,7 +448,7 @@ class FakeHTTPServer:
         if length:
             return h.rfile.read(int(length))
         if h.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            parts = []
+            parts: list[bytes] = []
             while True:
                 size = int(h.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
                 if size == 0:
@@ -482,7 +488,7 @@ class FakeHTTPServer:
         fault: Fault | None = None
         try:
             reply, fault = self._reply(request, route, known)
-        except Exception as exc:  # a bug in a handler: answer 500 so the client fails visibly
+        except Exception as exc:  # noqa: BLE001 - a handler bug: answer 500 so the client fails visibly
             traceback.print_exc(file=sys.stderr)
             reply = self.error(500, f"fake server handler crashed: {exc!r}")
         if reply is None:  # dropped, or closing
@@ -545,7 +551,9 @@ class FakeHTTPServer:
         # One write: headers and body leave in the same segment.
         h.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload)
 
-    def _write_stream(self, h: _RequestHandler, request: RecordedRequest, reply: StreamReply, fault: Fault | None) -> None:
+    def _write_stream(
+        self, h: _RequestHandler, request: RecordedRequest, reply: StreamReply, fault: Fault | None
+    ) -> None:
         events = list(reply.events)
         lines = self._head(reply.status, request, reply.headers.items())
         lines.append(f"content-type: {reply.content_type}")

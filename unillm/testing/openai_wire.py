@@ -57,7 +57,11 @@ _JSON = (",", ":")  # OpenAI emits compact JSON for arguments and structured out
 _ERRORS: dict[int, tuple[str, str | None, str]] = {
     400: ("invalid_request_error", None, "Invalid request."),
     401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
-    403: ("invalid_request_error", "unsupported_country_region_territory", "Country, region, or territory not supported"),
+    403: (
+        "invalid_request_error",
+        "unsupported_country_region_territory",
+        "Country, region, or territory not supported",
+    ),
     404: ("invalid_request_error", None, "The requested resource does not exist."),
     408: ("timeout", None, "Request timed out."),
     409: ("invalid_request_error", None, "The request conflicted with another request."),
@@ -117,7 +121,7 @@ def _sse(payload: str) -> bytes:
 
 
 def _dump(model: Any) -> str:
-    return model.model_dump_json(exclude_unset=True, by_alias=True)  # type: ignore[no-any-return]
+    return str(model.model_dump_json(exclude_unset=True, by_alias=True))
 
 
 def _content_text(content: Any) -> str:
@@ -141,7 +145,9 @@ def _content_images(content: Any) -> int:
     if not isinstance(content, list):
         return 0
     return sum(
-        1 for p in content if isinstance(p, dict) and p.get("type") in ("image_url", "input_image", "image", "input_file")
+        1
+        for p in content
+        if isinstance(p, dict) and p.get("type") in ("image_url", "input_image", "image", "input_file")
     )
 
 
@@ -162,9 +168,7 @@ def _message_tokens(message: Any) -> int:
     return tokens
 
 
-def _select_tools(
-    tools: Sequence[tuple[str, Any]], choice: Any, parallel: bool
-) -> list[tuple[str, Any]]:
+def _select_tools(tools: Sequence[tuple[str, Any]], choice: Any, parallel: bool) -> list[tuple[str, Any]]:
     """Which tools the simulated model calls: named → that one; else the first (two if parallel)."""
     if not tools or choice == "none":
         return []
@@ -215,7 +219,12 @@ class FakeOpenAI(FakeHTTPServer):
         self._ids = random.Random(seed)
         self._ids_lock = threading.Lock()
         super().__init__(
-            latency=latency, ttft=ttft, chunk_delay=chunk_delay, error_rate=error_rate, seed=seed, record=record
+            latency=latency,
+            ttft=ttft,
+            chunk_delay=chunk_delay,
+            error_rate=error_rate,
+            seed=seed,
+            record=record,
         )
         self.add_route("POST", "/chat/completions", self._chat)
         self.add_route("POST", "/completions", self._completions)
@@ -246,7 +255,14 @@ class FakeOpenAI(FakeHTTPServer):
             if status >= 500
             else ("invalid_request_error", None, "Invalid request."),
         )
-        return {"error": {"message": message or default_message, "type": kind, "param": param, "code": code or default_code}}
+        return {
+            "error": {
+                "message": message or default_message,
+                "type": kind,
+                "param": param,
+                "code": code or default_code,
+            }
+        }
 
     def stream_error_event(self, message: str, index: int) -> bytes:
         # What OpenAI-compatible servers send mid-stream; the SDK raises openai.APIError on it.
@@ -306,7 +322,9 @@ class FakeOpenAI(FakeHTTPServer):
             text = answer_text(topic, self.answer_words, lead=lead)
             kind, schema = fmt
             if kind == "json_schema":
-                text = json.dumps(instance_from_schema(schema if isinstance(schema, dict) else {}), separators=_JSON)
+                text = json.dumps(
+                    instance_from_schema(schema if isinstance(schema, dict) else {}), separators=_JSON
+                )
             elif kind == "json_object":
                 text = json.dumps({"answer": text}, separators=_JSON)
             for s in stop:
@@ -387,18 +405,24 @@ class FakeOpenAI(FakeHTTPServer):
         raw_tools = [
             t["function"]
             for t in body.get("tools") or ()
-            if isinstance(t, dict) and t.get("type", "function") == "function" and isinstance(t.get("function"), dict)
+            if isinstance(t, dict)
+            and t.get("type", "function") == "function"
+            and isinstance(t.get("function"), dict)
         ]
         tools = [(str(f.get("name", "")), f.get("parameters")) for f in raw_tools]
         selected: list[tuple[str, Any]] = []
         if last_role == "user":
-            selected = _select_tools(tools, body.get("tool_choice"), body.get("parallel_tool_calls") is not False)
+            selected = _select_tools(
+                tools, body.get("tool_choice"), body.get("parallel_tool_calls") is not False
+            )
 
         fmt: tuple[str, Any] = ("text", None)
         response_format = body.get("response_format")
         if isinstance(response_format, dict):
             kind = response_format.get("type", "text")
-            schema = (response_format.get("json_schema") or {}).get("schema") if kind == "json_schema" else None
+            schema = (
+                (response_format.get("json_schema") or {}).get("schema") if kind == "json_schema" else None
+            )
             fmt = (str(kind), schema)
 
         # Tool definitions sit before the messages in the prompt, so they are part of the cached prefix.
@@ -435,16 +459,24 @@ class FakeOpenAI(FakeHTTPServer):
 
         from openai.types.chat import ChatCompletion
 
-        message: dict[str, Any] = {"role": "assistant", "content": answer.text, "refusal": None, "annotations": []}
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": answer.text,
+            "refusal": None,
+            "annotations": [],
+        }
         if answer.tool_calls:
             message["tool_calls"] = [
                 {"id": c.call_id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
                 for c in answer.tool_calls
             ]
         choices = [
-            {"index": i, "message": message, "logprobs": None, "finish_reason": answer.finish_reason} for i in range(n)
+            {"index": i, "message": message, "logprobs": None, "finish_reason": answer.finish_reason}
+            for i in range(n)
         ]
-        completion = ChatCompletion(**head, object="chat.completion", choices=choices, usage=usage)
+        completion = ChatCompletion.model_validate(
+            {**head, "object": "chat.completion", "choices": choices, "usage": usage}
+        )
         return JSONReply(200, _dump(completion).encode())
 
     @staticmethod
@@ -474,7 +506,7 @@ class FakeOpenAI(FakeHTTPServer):
 
         def chunk(index: int, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
             choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-            return _sse(_dump(ChatCompletionChunk(**base, choices=[choice])))
+            return _sse(_dump(ChatCompletionChunk.model_validate({**base, "choices": [choice]})))
 
         events: list[bytes] = []
         for i in range(n):
@@ -482,13 +514,20 @@ class FakeOpenAI(FakeHTTPServer):
             for piece in split_deltas(answer.text or "", self.words_per_chunk):
                 events.append(chunk(i, {"content": piece}))
             for k, call in enumerate(answer.tool_calls):
-                first = {"index": k, "id": call.call_id, "type": "function", "function": {"name": call.name, "arguments": ""}}
+                first = {
+                    "index": k,
+                    "id": call.call_id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": ""},
+                }
                 events.append(chunk(i, {"tool_calls": [first]}))
                 for piece in split_deltas(call.arguments, self.words_per_chunk):
                     events.append(chunk(i, {"tool_calls": [{"index": k, "function": {"arguments": piece}}]}))
             events.append(chunk(i, {}, answer.finish_reason))
         if usage is not None:
-            events.append(_sse(_dump(ChatCompletionChunk(**{**base, "usage": usage}, choices=[]))))
+            events.append(
+                _sse(_dump(ChatCompletionChunk.model_validate({**base, "usage": usage, "choices": []})))
+            )
         events.append(b"data: [DONE]\n\n")
         return events
 
@@ -552,7 +591,8 @@ class FakeOpenAI(FakeHTTPServer):
                 }
                 for i, (text, a) in enumerate(answers)
             ]
-            return JSONReply(200, _dump(Completion(**head, choices=choices, usage=usage)).encode())
+            completion = Completion.model_validate({**head, "choices": choices, "usage": usage})
+            return JSONReply(200, _dump(completion).encode())
 
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         base = dict(head)
@@ -564,7 +604,7 @@ class FakeOpenAI(FakeHTTPServer):
             choice = CompletionChoice.model_construct(
                 text=text, index=index, logprobs=None, finish_reason=finish_reason
             )
-            return _sse(_dump(Completion(**base, choices=[choice])))
+            return _sse(_dump(Completion.model_validate({**base, "choices": [choice]})))
 
         events: list[bytes] = []
         for i, (text, a) in enumerate(answers):
@@ -574,7 +614,7 @@ class FakeOpenAI(FakeHTTPServer):
             events.extend(chunk(i, piece, None) for piece in pieces)
             events.append(chunk(i, "", a.finish_reason))
         if include_usage:
-            events.append(_sse(_dump(Completion(**{**base, "usage": usage}, choices=[]))))
+            events.append(_sse(_dump(Completion.model_validate({**base, "usage": usage, "choices": []}))))
         events.append(b"data: [DONE]\n\n")
         return StreamReply(events)
 
@@ -587,12 +627,16 @@ class FakeOpenAI(FakeHTTPServer):
             return bad
         model = str(body["model"])
         raw_input = body["input"]
-        items: list[Any] = [{"role": "user", "content": raw_input}] if isinstance(raw_input, str) else list(raw_input)
+        items: list[Any] = (
+            [{"role": "user", "content": raw_input}] if isinstance(raw_input, str) else list(raw_input)
+        )
         if not items:
             return self.error(400, "Invalid 'input': empty array.", param="input", code="empty_array")
 
-        text_cfg = body.get("text") if isinstance(body.get("text"), dict) else {}
-        fmt_cfg = text_cfg.get("format") if isinstance(text_cfg.get("format"), dict) else {"type": "text"}
+        text_cfg: dict[str, Any] = body["text"] if isinstance(body.get("text"), dict) else {}
+        fmt_cfg: dict[str, Any] = (
+            text_cfg["format"] if isinstance(text_cfg.get("format"), dict) else {"type": "text"}
+        )
         kind = str(fmt_cfg.get("type", "text"))
         if kind == "json_schema":
             for key in ("name", "schema"):
@@ -613,7 +657,9 @@ class FakeOpenAI(FakeHTTPServer):
         tools = [(str(t.get("name", "")), t.get("parameters")) for t in fn_tools]
         selected: list[tuple[str, Any]] = []
         if from_user:
-            selected = _select_tools(tools, body.get("tool_choice"), body.get("parallel_tool_calls") is not False)
+            selected = _select_tools(
+                tools, body.get("tool_choice"), body.get("parallel_tool_calls") is not False
+            )
 
         parts: list[Any] = []
         part_tokens: list[int] = []
@@ -693,8 +739,10 @@ class FakeOpenAI(FakeHTTPServer):
         from openai.types.responses import Response
 
         if body.get("stream") is not True:
-            return JSONReply(200, _dump(Response(**final)).encode())
-        return StreamReply(self._response_events(snapshot, final, answer), error_event=self._response_error_event)
+            return JSONReply(200, _dump(Response.model_validate(final)).encode())
+        return StreamReply(
+            self._response_events(snapshot, final, answer), error_event=self._response_error_event
+        )
 
     def _response_output(self, answer: _Answer) -> list[dict[str, Any]]:
         if answer.tool_calls:
@@ -715,11 +763,15 @@ class FakeOpenAI(FakeHTTPServer):
                 "type": "message",
                 "status": "incomplete" if answer.truncated else "completed",
                 "role": "assistant",
-                "content": [{"type": "output_text", "text": answer.text or "", "annotations": [], "logprobs": []}],
+                "content": [
+                    {"type": "output_text", "text": answer.text or "", "annotations": [], "logprobs": []}
+                ],
             }
         ]
 
-    def _response_events(self, snapshot: dict[str, Any], final: dict[str, Any], answer: _Answer) -> list[bytes]:
+    def _response_events(
+        self, snapshot: dict[str, Any], final: dict[str, Any], answer: _Answer
+    ) -> list[bytes]:
         from openai.types.responses import (
             ResponseCompletedEvent,
             ResponseContentPartAddedEvent,
@@ -779,9 +831,20 @@ class FakeOpenAI(FakeHTTPServer):
                 where = {"item_id": item_id, "output_index": index, "content_index": 0}
                 emit(ResponseContentPartAddedEvent, type="response.content_part.added", **where, part=part)
                 for piece in split_deltas(text, self.words_per_chunk):
-                    emit(ResponseTextDeltaEvent, type="response.output_text.delta", **where, delta=piece, logprobs=[])
+                    emit(
+                        ResponseTextDeltaEvent,
+                        type="response.output_text.delta",
+                        **where,
+                        delta=piece,
+                        logprobs=[],
+                    )
                 emit(ResponseTextDoneEvent, type="response.output_text.done", **where, text=text, logprobs=[])
-                emit(ResponseContentPartDoneEvent, type="response.content_part.done", **where, part={**part, "text": text})
+                emit(
+                    ResponseContentPartDoneEvent,
+                    type="response.content_part.done",
+                    **where,
+                    part={**part, "text": text},
+                )
             emit(ResponseOutputItemDoneEvent, type="response.output_item.done", output_index=index, item=item)
         if answer.truncated:
             emit(ResponseIncompleteEvent, type="response.incomplete", response=final)
@@ -822,8 +885,10 @@ class FakeOpenAI(FakeHTTPServer):
             inputs = []
         if not inputs or any(x == "" or x == [] for x in inputs):
             return self.error(
-                400, "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.",
-                param="input", code="invalid_value",
+                400,
+                "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.",
+                param="input",
+                code="invalid_value",
             )
         dimensions = body.get("dimensions")
         dims = dimensions if isinstance(dimensions, int) and dimensions > 0 else self.embedding_dimensions
@@ -833,11 +898,13 @@ class FakeOpenAI(FakeHTTPServer):
             key = x if isinstance(x, str) else " ".join(str(t) for t in x)
             tokens += count_tokens(x) if isinstance(x, str) else len(x)
             vectors.append(embedding_vector(key, dims))
-        result = CreateEmbeddingResponse(
-            object="list",
-            model=str(body["model"]),
-            data=[{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
-            usage={"prompt_tokens": tokens, "total_tokens": tokens},
+        result = CreateEmbeddingResponse.model_validate(
+            {
+                "object": "list",
+                "model": str(body["model"]),
+                "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
         )
         if body.get("encoding_format") != "base64":
             return JSONReply(200, _dump(result).encode())

@@ -33,9 +33,10 @@ _WORD = re.compile(r"\S+")
 _PIECE = re.compile(r"\S+\s*")
 # A fixed vocabulary keeps answers readable while staying a pure function of the prompt.
 _FILLER = (
-    "the system handled this request and returned a concise result with several useful "
-    "details covering context options tradeoffs examples caveats and next steps for you"
-).split()
+    *("the", "system", "handled", "this", "request", "and", "returned", "a", "concise", "result"),
+    *("with", "several", "useful", "details", "covering", "context", "options", "tradeoffs"),
+    *("examples", "caveats", "and", "next", "steps", "for", "you"),
+)
 _MAX_PIECE_CHARS = 16  # long unbroken runs (compact JSON) still stream in several deltas
 
 
@@ -319,7 +320,7 @@ def _number(schema: Mapping[str, Any], *, integer: bool) -> float:
     step = 1 if integer else 0.5
     value: float = 1 if integer else 1.5
     if isinstance(lo, (int, float)):
-        value = lo if value < lo else value
+        value = max(value, lo)
     if isinstance(xlo, (int, float)) and value <= xlo:
         value = (math.floor(xlo) + 1) if integer else xlo + step
     if isinstance(hi, (int, float)) and value > hi:
@@ -336,5 +337,7 @@ def _number(schema: Mapping[str, Any], *, integer: bool) -> float:
         if isinstance(hi, (int, float)) and value > hi:
             value = math.floor(hi / multiple) * multiple
     if integer:
-        value = math.ceil(value) if isinstance(lo, (int, float)) or isinstance(xlo, (int, float)) else int(value)
+        value = (
+            math.ceil(value) if isinstance(lo, (int, float)) or isinstance(xlo, (int, float)) else int(value)
+        )
     return value

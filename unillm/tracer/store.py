@@ -14,6 +14,7 @@ read-only for the length of one query and shows database + spool together throug
 from __future__ import annotations
 
 import datetime as _dt
+import importlib
 import logging
 import os
 import re
@@ -29,7 +30,6 @@ from unillm.tracer import schema, spool
 
 if TYPE_CHECKING:
     import duckdb
-    import pandas
 
 __all__ = [
     "FoldResult",
@@ -76,6 +76,16 @@ _TZ_TYPE = re.compile(r"TIMESTAMP WITH TIME ZONE|TIMESTAMPTZ_NS|TIMESTAMPTZ")
 _fold_lock = threading.Lock()
 
 
+def _reset_fold_lock() -> None:
+    # A child forked while another thread held the lock would otherwise never fold.
+    global _fold_lock
+    _fold_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_fold_lock)
+
+
 @dataclass(frozen=True, init=False)
 class LogLocation:
     """Where one call log lives: the database file and the spool folder beside it."""
@@ -83,11 +93,17 @@ class LogLocation:
     db_path: Path
     spool_dir: Path
 
-    def __init__(self, db_path: str | os.PathLike[str], spool_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, db_path: str | os.PathLike[str], spool_dir: str | os.PathLike[str] | None = None
+    ) -> None:
         # Absolute, so lock messages and ATTACH name the same file whatever the cwd later becomes.
         db = Path(db_path).expanduser().absolute()
         object.__setattr__(self, "db_path", db)
-        spool_path = Path(spool_dir).expanduser().absolute() if spool_dir is not None else db.with_name(db.stem + ".spool")
+        spool_path = (
+            Path(spool_dir).expanduser().absolute()
+            if spool_dir is not None
+            else db.with_name(db.stem + ".spool")
+        )
         object.__setattr__(self, "spool_dir", spool_path)
 
 
@@ -137,10 +153,7 @@ def _read_segments_sql(table: str, files: Sequence[Path]) -> str:
     # JSON object, keys missing from a row become NULL and unknown keys are ignored.
     cols = "{" + ", ".join(f"{_lit(c.name)}: {_lit(c.sql_type)}" for c in schema.TABLES[table]) + "}"
     paths = "[" + ", ".join(_lit(str(f)) for f in files) + "]"
-    return (
-        f"read_json({paths}, format='newline_delimited', columns={cols}, "
-        f"filename={_lit(_SEGMENT_COL)})"
-    )
+    return f"read_json({paths}, format='newline_delimited', columns={cols}, filename={_lit(_SEGMENT_COL)})"
 
 
 def _new_rows_sql(table: str, files: Sequence[Path], existing: str | None) -> str:
@@ -180,9 +193,12 @@ def fold(loc: LogLocation, *, max_wait_s: float = 0.0) -> FoldResult:
 
     t0 = time.monotonic()
     deadline = t0 + max_wait_s
-    got = _fold_lock.acquire(timeout=max_wait_s) if max_wait_s > 0 else _fold_lock.acquire(blocking=False)
+    lock = _fold_lock
+    got = lock.acquire(timeout=max_wait_s) if max_wait_s > 0 else lock.acquire(blocking=False)
     if not got:
-        return FoldResult(False, reason="another thread of this process is folding", seconds=time.monotonic() - t0)
+        return FoldResult(
+            False, reason="another thread of this process is folding", seconds=time.monotonic() - t0
+        )
     try:
         loc.db_path.parent.mkdir(parents=True, exist_ok=True)
         delay = 0.002
@@ -213,12 +229,14 @@ def fold(loc: LogLocation, *, max_wait_s: float = 0.0) -> FoldResult:
             seconds=time.monotonic() - t0,
         )
     finally:
-        _fold_lock.release()
+        lock.release()
 
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Apply the migrations this file has not seen yet, each in one transaction with its record."""
-    con.execute(f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)"
+    )
     applied = {r[0] for r in con.execute(f"SELECT name FROM {MIGRATIONS_TABLE}").fetchall()}
     done: list[str] = []
     for migration in schema.MIGRATIONS:  # read at call time: tests append fake migrations
@@ -289,7 +307,9 @@ def _quarantine(con: duckdb.DuckDBPyConnection, loc: LogLocation, files: dict[st
         for f in fs:
             try:
                 # CREATE ... AS materialises every column, so every value is parsed and cast.
-                con.execute(f"CREATE OR REPLACE TEMP TABLE _unillm_probe AS {_new_rows_sql(table, [f], None)}")
+                con.execute(
+                    f"CREATE OR REPLACE TEMP TABLE _unillm_probe AS {_new_rows_sql(table, [f], None)}"
+                )
             except (duckdb.InvalidInputException, duckdb.ConversionException) as e:
                 if _VANISHED in str(e) or not f.exists():
                     continue
@@ -357,11 +377,14 @@ class QueryResult:
             )
         return self.rows[0][0] if self.rows else None
 
-    def df(self) -> pandas.DataFrame:
+    def df(self) -> Any:  # pandas.DataFrame; Any keeps pandas (and its stubs) optional
+        """The rows as a pandas DataFrame (pandas is optional and imported only here)."""
         try:
-            import pandas
+            pandas = importlib.import_module("pandas")
         except ImportError:
-            raise ImportError("QueryResult.df() needs pandas, which is not installed: pip install pandas") from None
+            raise ImportError(
+                "QueryResult.df() needs pandas, which is not installed: pip install pandas"
+            ) from None
         return pandas.DataFrame.from_records(self.rows, columns=self.columns)
 
     def __repr__(self) -> str:
@@ -382,7 +405,9 @@ class QueryResult:
         ]
 
         def line(values: Sequence[str], right: Sequence[bool]) -> str:
-            return " | ".join(v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right)).rstrip()
+            return " | ".join(
+                v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right)
+            ).rstrip()
 
         out = [line(self.columns, [False] * len(widths)), "-+-".join("-" * w for w in widths)]
         out += [line(row, numeric) for row in cells]
@@ -517,7 +542,8 @@ def _prepare(con: duckdb.DuckDBPyConnection, loc: LogLocation) -> None:
             # An older log may lack newer columns until its next fold migrates it.
             have = existing[table]
             select = ", ".join(
-                _ident(c.name) if c.name in have else f"CAST(NULL AS {c.sql_type}) AS {_ident(c.name)}" for c in columns
+                _ident(c.name) if c.name in have else f"CAST(NULL AS {c.sql_type}) AS {_ident(c.name)}"
+                for c in columns
             )
             view = f"SELECT {select} FROM {db_table} UNION ALL {view}"
         con.execute(f"CREATE TEMP VIEW {table} AS {view}")
@@ -585,7 +611,10 @@ def _run(
     if tz_top:
         utc = _dt.timezone.utc
         rows = [
-            tuple(v.replace(tzinfo=utc) if i in tz_top and isinstance(v, _dt.datetime) else v for i, v in enumerate(r))
+            tuple(
+                v.replace(tzinfo=utc) if i in tz_top and isinstance(v, _dt.datetime) else v
+                for i, v in enumerate(r)
+            )
             for r in rows
         ]
     return QueryResult(columns, rows)
@@ -618,7 +647,9 @@ def _without_tz(
             items.append(f"timezone('UTC', #{i}) AS {name}")
             top.append(i - 1)
         elif _TZ_TYPE.search(type_):
-            plain = type_.replace("TIMESTAMP WITH TIME ZONE", "TIMESTAMP").replace("TIMESTAMPTZ_NS", "TIMESTAMP_NS")
+            plain = type_.replace("TIMESTAMP WITH TIME ZONE", "TIMESTAMP").replace(
+                "TIMESTAMPTZ_NS", "TIMESTAMP_NS"
+            )
             plain = plain.replace("TIMESTAMPTZ", "TIMESTAMP")
             items.append(f"CAST(#{i} AS {plain}) AS {name}")
         else:

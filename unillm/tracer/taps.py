@@ -23,7 +23,6 @@ _EVENT_BOUNDARY = re.compile(rb"\r?\n\r?\n")
 _CONTENT_DELTA = re.compile(
     rb'"(?:content|refusal|reasoning_content|reasoning|text)":\s*"[^"]|"tool_calls":\s*\[\s*\{'
 )
-_KEEP_CHAT = re.compile(rb'"usage":\s*\{|"finish_reason":\s*"|(?<!\\)"error":|"tool_calls":\s*\[\s*\{[^]]*"id":')
 _USAGE_ONLY_CHUNK = re.compile(rb'"choices":\s*\[\s*\]')
 # Responses API events that close the stream and carry the final response (with usage).
 _RESPONSES_TERMINAL = (b"response.completed", b"response.incomplete", b"response.failed")
@@ -67,7 +66,21 @@ class ChatSseTap:
         self.seen_first = False
 
     def feed(self, chunk: bytes) -> bytes:
-        data = self.buffer + chunk if self.buffer else chunk
+        if self.buffer:
+            chunk, self.buffer = self.buffer + chunk, b""
+        if b"\r" in chunk:  # CRLF framing: rare, take the general path
+            return self._feed_general(chunk)
+        if not chunk.endswith(b"\n\n"):
+            cut = chunk.rfind(b"\n\n")
+            if cut < 0:
+                self.buffer = chunk
+                return b""
+            chunk, self.buffer = chunk[: cut + 2], chunk[cut + 2 :]
+        if chunk.count(b"\n\n") == 1:  # one event per chunk: the common case
+            return chunk if self._inspect(chunk[:-2]) else b""
+        return self._events(chunk.split(b"\n\n"), b"\n\n")
+
+    def _feed_general(self, data: bytes) -> bytes:
         last = None
         for last in _EVENT_BOUNDARY.finditer(data):
             pass
@@ -75,25 +88,18 @@ class ChatSseTap:
             self.buffer = data
             return b""
         complete, self.buffer = data[: last.end()], data[last.end() :]
-        return self._events(complete)
+        return self._events(_EVENT_BOUNDARY.split(complete), b"\r\n\r\n")
 
     def finish(self) -> bytes:
         rest, self.buffer = self.buffer, b""
-        return self._events(rest) if rest.strip() else rest
+        if not rest.strip():
+            return rest
+        return self._events(_EVENT_BOUNDARY.split(rest), b"\n\n")
 
-    def _events(self, complete: bytes) -> bytes:
-        kept: list[bytes] | None = None
-        pieces = _EVENT_BOUNDARY.split(complete)
-        for index, event in enumerate(pieces):
-            if event and not self._inspect(event):
-                if kept is None:
-                    kept = pieces[:index]
-                continue
-            if kept is not None:
-                kept.append(event)
-        if kept is None:
-            return complete
-        return b"\n\n".join(e for e in kept if e) + b"\n\n" if any(kept) else b""
+    def _events(self, events: list[bytes], separator: bytes) -> bytes:
+        """Inspect each event; re-join the ones the SDK should see."""
+        kept = [event for event in events if event and self._inspect(event)]
+        return separator.join(kept) + separator if kept else b""
 
     def _inspect(self, event: bytes) -> bool:
         """Note what the event says; return False to drop it from what the SDK sees."""
@@ -109,9 +115,15 @@ class ChatSseTap:
         if not self.seen_first:
             self.seen_first = True
             attempt.events.append(data)
-        elif _KEEP_CHAT.search(data):
+            return True
+        # Plain substring tests: a regex per chunk costs µs. A content chunk says
+        # `"finish_reason":null`; the chunks worth keeping (finish, usage, error) do not, except
+        # the first delta of each tool call, which carries its id.
+        if (b'reason":null' not in data and b'reason": null' not in data) or (
+            b"tool_calls" in data and b'"id"' in data
+        ):
             attempt.events.append(data)
-            if self.strip_usage and _USAGE_ONLY_CHUNK.search(data):
+            if self.strip_usage and b"usage" in data and _USAGE_ONLY_CHUNK.search(data):
                 return False
         return True
 
@@ -142,16 +154,21 @@ class ResponsesSseTap(ChatSseTap):
 
 def _data_of(event: bytes) -> bytes | None:
     """The payload of an SSE event's data line(s); None for comment-only events."""
-    if event.startswith(b"data:"):
+    if event.startswith(b"data: "):
+        data = event[6:]
+    elif event.startswith(b"data:"):
         data = event[5:]
     else:
         at = event.find(b"\ndata:")
         if at < 0:
             return None
         data = event[at + 6 :]
-    if b"\ndata:" in data:  # multi-line data: join per the SSE spec
-        data = b"\n".join(line[5:].lstrip(b" ") if line.startswith(b"data:") else line for line in data.split(b"\n"))
-    return data.strip()
+    if b"\n" in data:  # multi-line data: join per the SSE spec
+        lines = data.split(b"\n")
+        data = b"\n".join(line[5:].lstrip(b" ") if line.startswith(b"data:") else line for line in lines)
+    if data[:1] == b"[" or data[-1:] in (b" ", b"\t"):
+        data = data.strip()
+    return data
 
 
 def tap_for(attempt: AttemptRecord, status_code: int, content_type: str) -> JsonTap | ChatSseTap:

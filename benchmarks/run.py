@@ -1,0 +1,322 @@
+"""unillm benchmarks: one command, results written to docs/benchmarks.md.
+
+    python benchmarks/run.py            # full run
+    python benchmarks/run.py --quick    # fewer rounds, for a smoke check
+
+Every comparison is measured in the same run, side by side, as a ratio or a difference against
+the raw openai SDK on the same in-process fake (the SDK's floor). Blocks of raw and patched
+calls alternate so that drift on a shared machine hits both sides alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from inprocess import sdk_http_library, transports  # noqa: E402
+
+MESSAGES = [{"role": "user", "content": "Where is my parcel?"}]
+STREAM_CHUNKS = 20
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _summary(raw: list[float], patched: list[float]) -> dict[str, float]:
+    raw_median, patched_median = statistics.median(raw), statistics.median(patched)
+    return {
+        "raw_median_us": raw_median * 1e6,
+        "patched_median_us": patched_median * 1e6,
+        "added_median_us": (patched_median - raw_median) * 1e6,
+        "raw_p99_us": _percentile(raw, 0.99) * 1e6,
+        "patched_p99_us": _percentile(patched, 0.99) * 1e6,
+        "added_p99_us": (_percentile(patched, 0.99) - _percentile(raw, 0.99)) * 1e6,
+        "ratio": patched_median / raw_median,
+    }
+
+
+def _alternate(run_block: Callable[[], list[float]], rounds: int, log: Path) -> tuple[list[float], list[float]]:
+    import unillm
+
+    raw: list[float] = []
+    patched: list[float] = []
+    run_block()  # warm up both paths (imports, pools, caches)
+    unillm.patch(log=str(log))
+    run_block()
+    unillm.unpatch()
+    for _ in range(rounds):
+        raw += run_block()
+        unillm.patch(log=str(log))
+        patched += run_block()
+        unillm.unpatch()
+    return raw, patched
+
+
+def bench_sync(rounds: int, block: int, log: Path) -> dict[str, dict[str, float]]:
+    import importlib
+
+    import openai
+
+    httpx = importlib.import_module(sdk_http_library())
+    sync_transport, _ = transports(sdk_http_library(), STREAM_CHUNKS)
+    client = openai.OpenAI(api_key="sk-bench", max_retries=0, http_client=httpx.Client(transport=sync_transport))
+    clock = time.perf_counter
+
+    def non_stream() -> list[float]:
+        times = []
+        for _ in range(block):
+            t0 = clock()
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+            times.append(clock() - t0)
+        return times
+
+    ttft: dict[str, list[float]] = {"raw": [], "patched": []}
+
+    def stream() -> list[float]:
+        import unillm.shim
+
+        side = "patched" if unillm.shim.is_installed() else "raw"
+        times = []
+        for _ in range(block // 2):
+            t0 = clock()
+            first = None
+            for chunk in client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True):
+                if first is None and chunk.choices and chunk.choices[0].delta.content:
+                    first = clock()
+            times.append(clock() - t0)
+            ttft[side].append((first or clock()) - t0)
+        return times
+
+    results = {"sync non-streaming": _summary(*_alternate(non_stream, rounds, log))}
+    ttft["raw"].clear()
+    ttft["patched"].clear()
+    stream_summary = _summary(*_alternate(stream, rounds, log))
+    stream_summary["added_per_chunk_us"] = stream_summary["added_median_us"] / (STREAM_CHUNKS + 2)
+    results[f"sync streaming ({STREAM_CHUNKS} chunks)"] = stream_summary
+    results["sync streaming: time to first token"] = _summary(ttft["raw"][-len(ttft["patched"]) :], ttft["patched"])
+    return results
+
+
+def bench_async(rounds: int, block: int, log: Path) -> dict[str, dict[str, float]]:
+    import importlib
+
+    import openai
+
+    httpx = importlib.import_module(sdk_http_library())
+    _, async_transport = transports(sdk_http_library(), STREAM_CHUNKS)
+    client = openai.AsyncOpenAI(api_key="sk-bench", max_retries=0, http_client=httpx.AsyncClient(transport=async_transport))
+    clock = time.perf_counter
+    loop = asyncio.new_event_loop()
+
+    async def calls() -> list[float]:
+        times = []
+        for _ in range(block):
+            t0 = clock()
+            await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+            times.append(clock() - t0)
+        return times
+
+    results = {"async non-streaming": _summary(*_alternate(lambda: loop.run_until_complete(calls()), rounds, log))}
+    loop.close()
+    return results
+
+
+IMPORT_PROBE = textwrap.dedent(
+    """
+    import json, sys, time
+    t0 = time.perf_counter()
+    import openai
+    t1 = time.perf_counter()
+    import unillm
+    t2 = time.perf_counter()
+    unillm.patch(log=sys.argv[1])
+    t3 = time.perf_counter()
+    print(json.dumps({"openai_ms": (t1 - t0) * 1e3, "unillm_import_ms": (t2 - t1) * 1e3,
+                      "patch_ms": (t3 - t2) * 1e3}))
+    """
+)
+
+
+def bench_import(repeats: int, log: Path) -> dict[str, float]:
+    samples = []
+    for _ in range(repeats):
+        out = subprocess.run([sys.executable, "-c", IMPORT_PROBE, str(log)], capture_output=True, text=True, check=True)
+        samples.append(json.loads(out.stdout))
+    result = {key: statistics.median(s[key] for s in samples) for key in samples[0]}
+    result["unillm_total_ms"] = result["unillm_import_ms"] + result["patch_ms"]
+    return result
+
+
+VOLUME_PROBE = textwrap.dedent(
+    """
+    import importlib, json, sys, time
+    sys.path.insert(0, sys.argv[3])
+    import openai, unillm
+    from inprocess import sdk_http_library, transports
+    n, log = int(sys.argv[1]), sys.argv[2]
+
+    def rss_mb():
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+
+    httpx = importlib.import_module(sdk_http_library())
+    client = openai.OpenAI(api_key="sk-bench", max_retries=0, http_client=httpx.Client(transport=transports(sdk_http_library())[0]))
+    unillm.patch(log=log)
+    msgs = [{"role": "user", "content": "hi"}]
+    for _ in range(1000):
+        client.chat.completions.create(model="gpt-4o-mini", messages=msgs)
+    samples = {}
+    t0 = time.perf_counter()
+    for i in range(1, n + 1):
+        client.chat.completions.create(model="gpt-4o-mini", messages=msgs)
+        if i % (n // 10) == 0:
+            samples[i] = rss_mb()
+    elapsed = time.perf_counter() - t0
+    unillm.unpatch()
+    total = unillm.sql("select count(*), count(distinct call_id) from calls", log=log).rows[0]
+    print(json.dumps({"calls": n + 1000, "rows": total[0], "distinct": total[1], "seconds": elapsed,
+                      "rss_mb": samples, "stats": unillm.stats()["counts"]}))
+    """
+)
+
+
+def bench_volume(n: int, log: Path) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-c", VOLUME_PROBE, str(n), str(log), str(HERE)], capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import openai
+
+    return (
+        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"openai {openai.__version__} ({sdk_http_library()}), {platform.system()} {platform.release()}"
+    )
+
+
+def _us(value: float) -> str:
+    return f"{value:,.1f} µs"
+
+
+def render(results: dict[str, Any], args: argparse.Namespace) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Generated by `python benchmarks/run.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        f"Machine: {machine()}.",
+        "",
+        "## Added time per call (in-process fake: the SDK's floor, no network)",
+        "",
+        f"Raw openai SDK vs the same client after `unillm.patch()` (recording on, writer thread running), "
+        f"alternating blocks of {args.block} calls, {args.rounds} rounds per side.",
+        "",
+        "| path | raw SDK median | with unillm median | added median | added p99 | ratio | target | met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results["overhead"].items():
+        if "first token" in name:
+            target, met = "—", "—"
+        elif "streaming (" in name:
+            target = "≤ 5 µs per chunk"
+            met = "yes" if r["added_per_chunk_us"] <= 5 else "**no**"
+            name = f"{name} — {r['added_per_chunk_us']:.2f} µs per chunk"
+        else:
+            target = "≤ 50 µs"
+            met = "yes" if r["added_median_us"] <= 50 else "**no**"
+        lines.append(
+            f"| {name} | {_us(r['raw_median_us'])} | {_us(r['patched_median_us'])} | {_us(r['added_median_us'])} "
+            f"| {_us(r['added_p99_us'])} | {r['ratio']:.3f} | {target} | {met} |"
+        )
+    imp = results["import"]
+    lines += [
+        "",
+        "## Import and patch",
+        "",
+        "Medians of fresh interpreters.",
+        "",
+        "| step | time |",
+        "|---|---|",
+        f"| `import openai` | {imp['openai_ms']:.1f} ms |",
+        f"| `import unillm` | {imp['unillm_import_ms']:.1f} ms |",
+        f"| `unillm.patch()` | {imp['patch_ms']:.1f} ms |",
+        f"| unillm on top of openai (target ≤ 50 ms) | **{imp['unillm_total_ms']:.1f} ms** "
+        f"({'met' if imp['unillm_total_ms'] <= 50 else 'not met'}) |",
+    ]
+    vol = results["volume"]
+    rss = {int(k): v for k, v in vol["rss_mb"].items()}
+    first, last = rss[min(rss)], rss[max(rss)]
+    lines += [
+        "",
+        "## Recording volume",
+        "",
+        f"{vol['calls']:,} patched calls in one process (in-process fake), then `unpatch()` and a count.",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| calls made | {vol['calls']:,} |",
+        f"| rows in `calls` | {vol['rows']:,} ({vol['distinct']:,} distinct call ids) |",
+        f"| rows lost | {vol['calls'] - vol['rows']:,} |",
+        f"| calls per second (SDK + unillm) | {vol['calls'] / vol['seconds']:,.0f} |",
+        f"| RSS after 10% / 100% of calls | {first:.0f} MB / {last:.0f} MB (growth {last - first:+.0f} MB) |",
+        f"| unillm trouble counters | {vol['stats'] or 'none'} |",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds: a smoke check, not a result")
+    parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"))
+    args = parser.parse_args()
+    args.rounds, args.block = (3, 200) if args.quick else (15, 400)
+    volume_calls = 20_000 if args.quick else 100_000
+
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "bench.duckdb"
+        print("overhead (sync) ...", flush=True)
+        overhead = bench_sync(args.rounds, args.block, log)
+        print("overhead (async) ...", flush=True)
+        overhead.update(bench_async(args.rounds, args.block, log))
+        print("import ...", flush=True)
+        imported = bench_import(5 if args.quick else 11, Path(tmp) / "import.duckdb")
+        print(f"volume ({volume_calls:,} calls) ...", flush=True)
+        volume = bench_volume(volume_calls, Path(tmp) / "volume.duckdb")
+    results = {"overhead": overhead, "import": imported, "volume": volume}
+    text = render(results, args)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
