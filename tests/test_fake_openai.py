@@ -777,13 +777,12 @@ def test_rate_limit_body_and_retry_after(fake: FakeOpenAI, client: openai.OpenAI
 
 
 def test_fail_next_count_and_sdk_retries(fake: FakeOpenAI) -> None:
-    fake.fail_next(count=2, status=500)
+    fake.fail_next(count=2, status=500, retry_after=0.01)  # the SDK honours retry-after-ms: no backoff wait
     retrying = openai.OpenAI(base_url=fake.base_url, api_key="sk-test", max_retries=2)
     fake.fail_next(count=0)  # no-op
-    t0 = time.monotonic()
     assert retrying.chat.completions.create(model=MODEL, messages=USER).choices
     assert len(fake.requests) == 3
-    assert time.monotonic() - t0 < 10
+    retrying.close()
 
 
 def test_faults_skip_models_endpoint(fake: FakeOpenAI, client: openai.OpenAI) -> None:
@@ -938,11 +937,10 @@ def test_close_wakes_stalled_request() -> None:
     t = threading.Thread(target=call)
     t.start()
     time.sleep(0.2)
-    t0 = time.monotonic()
-    fake.close()
+    fake.close()  # must wake the 30 s stall, not wait for it
     fake.close()  # idempotent
-    t.join(5)
-    assert time.monotonic() - t0 < 5
+    t.join(10)
+    assert not t.is_alive()
     assert errors and isinstance(errors[0], openai.APIConnectionError)
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", fake.port), timeout=1).close()

@@ -17,6 +17,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,11 @@ def _env() -> dict[str, str]:
     return env
 
 
+_children: list[subprocess.Popen[str]] = []
+
+
 def _spawn(code: str, *args: str, **kw: Any) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+    child = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(code), *args],
         env=_env(),
         stdout=subprocess.PIPE,
@@ -45,6 +49,22 @@ def _spawn(code: str, *args: str, **kw: Any) -> subprocess.Popen[str]:
         text=True,
         **kw,
     )
+    _children.append(child)
+    return child
+
+
+@pytest.fixture(autouse=True)
+def _no_orphans() -> Iterator[None]:
+    # A failing assertion must not leave a fold loop or a lock holder running after the test.
+    yield
+    while _children:
+        child = _children.pop()
+        if child.poll() is None:
+            child.kill()
+        child.wait(timeout=10)
+        for stream in (child.stdin, child.stdout, child.stderr):
+            if stream is not None:
+                stream.close()
 
 
 def call(call_id: str, **extra: Any) -> dict[str, Any]:
@@ -238,7 +258,10 @@ def test_read_only_guard(loc: LogLocation) -> None:
         ("ATTACH 'other.duckdb'", "ATTACH"),
         ("INSTALL httpfs", "LOAD"),
         ("SET threads = 1", "SET"),
-        ("PRAGMA version", "PRAGMA"),
+        ("ALTER TABLE calls ADD COLUMN x INT", "ALTER"),
+        ("DETACH unillm_db", "DETACH"),
+        ("EXPORT DATABASE 'out'", "EXPORT"),
+        ("CHECKPOINT", "CALL"),
     ]:
         with pytest.raises(ValueError, match=f"read-only: {kind} statements are refused"):
             store.query(loc, sql)
@@ -310,7 +333,7 @@ folds = 0
 while not stop.exists():
     if store.fold(loc, max_wait_s=0.05).folded:
         folds += 1
-    time.sleep(0.01)
+    time.sleep(0.05)
 print(folds)
 """
 
@@ -534,6 +557,13 @@ def test_ensure_writable(loc: LogLocation, tmp_path: Path) -> None:
     broken = LogLocation(blocker / "calls.duckdb")
     message = store.ensure_writable(broken)
     assert message is not None and str(broken.spool_dir) in message and "Not a directory" in message
+
+
+def test_query_on_a_new_location_is_empty_and_creates_nothing(tmp_path: Path) -> None:
+    loc = LogLocation(tmp_path / "nowhere" / "calls.duckdb")
+    assert count(loc) == 0 and count(loc, "attempts") == 0
+    assert store.query(loc, "SELECT * FROM calls").columns == [c.name for c in schema.CALL_COLUMNS]
+    assert not (tmp_path / "nowhere").exists()
 
 
 def test_location_defaults() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import importlib
 import importlib.util
 import os
 import threading
@@ -54,6 +55,7 @@ def start(config: str | os.PathLike[str] | Mapping[str, Any] | None, **overrides
         )
         return False
     settings = load_settings(config, **overrides)
+    _import_httpx2_now_if_the_sdk_peeks_at_it()
     from unillm import shim
 
     with _lock:
@@ -64,6 +66,23 @@ def start(config: str | os.PathLike[str] | Mapping[str, Any] | None, **overrides
         _session = Session(settings)
         shim.install(_session.on_call_finished, ask_stream_usage=settings.stream_usage)
     return True
+
+
+def _import_httpx2_now_if_the_sdk_peeks_at_it() -> None:
+    """openai 2.x reads `sys.modules["httpx2"]` without the import lock on every response. The
+    recorder thread imports genai-prices, which imports httpx2 when installed; a response parsed
+    in that moment sees a half-initialised module and fails. Importing httpx2 here, on the
+    caller's thread and before any call, removes the race (1.x ignores httpx2, 3.x imports it).
+    """
+    import sys
+
+    openai_httpx2 = sys.modules.get("openai._httpx2")
+    if openai_httpx2 is None or "httpx2" in sys.modules:
+        return
+    try:
+        importlib.import_module("httpx2")
+    except ImportError:
+        pass
 
 
 def stop() -> None:

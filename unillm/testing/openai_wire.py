@@ -812,12 +812,15 @@ class FakeOpenAI(FakeHTTPServer):
                         output_index=index,
                         delta=piece,
                     )
+                # The API sends the function name here; only some SDK releases model it (2.x requires it).
+                named = {"name": item["name"]} if "name" in ResponseFunctionCallArgumentsDoneEvent.model_fields else {}
                 emit(
                     ResponseFunctionCallArgumentsDoneEvent,
                     type="response.function_call_arguments.done",
                     item_id=item_id,
                     output_index=index,
                     arguments=item["arguments"],
+                    **named,
                 )
             else:
                 text = item["content"][0]["text"]

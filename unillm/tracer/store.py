@@ -17,6 +17,7 @@ import datetime as _dt
 import importlib
 import logging
 import os
+import random
 import re
 import tempfile
 import threading
@@ -127,12 +128,17 @@ class LogBusyError(RuntimeError):
         self.path = path
         m = _HOLDER.search(detail)
         self.holder_pid: int | None = int(m.group("pid")) if m else None
-        who = f"another process (PID {m.group('pid')}, {m.group('exe')})" if m else "another process"
+        if m:
+            who = f"another process (PID {m.group('pid')}, {m.group('exe')}) holds it open read-write"
+        elif "Conflicting lock" in detail or "Could not set lock" in detail:
+            who = "another process holds it open read-write"
+        else:  # DuckDB refuses a second handle on a file this process already has open
+            who = "this process already has it open through another DuckDB connection"
         super().__init__(
-            f"cannot read the call log {path}: {who} holds it open read-write. unillm opens it only "
-            f"for milliseconds at a time, so this is likely a duckdb shell, notebook or script that "
-            f"called duckdb.connect() on it; close that connection or open the file with "
-            f"read_only=True. (DuckDB: {detail.splitlines()[0] if detail else ''})"
+            f"cannot read the call log {path}: {who}. unillm opens it only for milliseconds at a "
+            f"time, so this is likely a duckdb shell, notebook or script that called "
+            f"duckdb.connect() on it; close that connection or open the file with read_only=True. "
+            f"(DuckDB: {detail.splitlines()[0] if detail else ''})"
         )
 
 
@@ -156,19 +162,37 @@ def _read_segments_sql(table: str, files: Sequence[Path]) -> str:
     return f"read_json({paths}, format='newline_delimited', columns={cols}, filename={_lit(_SEGMENT_COL)})"
 
 
-def _new_rows_sql(table: str, files: Sequence[Path], existing: str | None) -> str:
-    """SELECT of the segments' rows whose key is not in `existing` (a table), one row per key."""
+def _batch_sql(table: str, files: Sequence[Path]) -> str:
+    """SELECT of the segments' rows, one per key (the oldest segment wins), rows without a key dropped."""
     cols = ", ".join(_ident(c.name) for c in schema.TABLES[table])
     keys = schema.TABLE_KEYS[table]
-    where = [f"s.{_ident(k)} IS NOT NULL" for k in keys]
-    if existing is not None:
-        match = " AND ".join(f"d.{_ident(k)} = s.{_ident(k)}" for k in keys)
-        where.append(f"NOT EXISTS (SELECT 1 FROM {existing} AS d WHERE {match})")
+    where = " AND ".join(f"s.{_ident(k)} IS NOT NULL" for k in keys)
     partition = ", ".join(f"s.{_ident(k)}" for k in keys)
     return (
-        f"SELECT {cols} FROM {_read_segments_sql(table, files)} AS s WHERE {' AND '.join(where)} "
+        f"SELECT {cols} FROM {_read_segments_sql(table, files)} AS s WHERE {where} "
         f"QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY s.{_SEGMENT_COL}) = 1"
     )
+
+
+def _stored_sql(table: str, existing: str) -> str:
+    """Condition on rows `s`: their key is already in the table `existing`."""
+    match = " AND ".join(f"d.{_ident(k)} = s.{_ident(k)}" for k in schema.TABLE_KEYS[table])
+    return f"EXISTS (SELECT 1 FROM {existing} AS d WHERE {match})"
+
+
+# The batch is always materialised into a small temp table before it meets the stored rows: an
+# anti-join straight off read_json is planned as a MARK join that hashes the whole stored table
+# (~150 ms at 1M rows), against the temp table it hashes the batch (~15 ms).
+_BATCH = "temp.main._unillm_batch"
+
+
+# Lock waits poll (DuckDB's lock is try-only). Folds and queries hold it for milliseconds with short
+# gaps between them, so a long backoff would starve the waiter; jitter breaks lock-step retries.
+_MAX_BACKOFF_S = 0.02
+
+
+def _jitter(delay: float) -> float:
+    return delay * random.uniform(0.5, 1.5)
 
 
 def _is_busy(exc: BaseException) -> bool:
@@ -212,8 +236,8 @@ def fold(loc: LogLocation, *, max_wait_s: float = 0.0) -> FoldResult:
                 if time.monotonic() >= deadline:
                     reason = f"call log {loc.db_path} is held open by another connection ({str(e).splitlines()[0]})"
                     return FoldResult(False, reason=reason, seconds=time.monotonic() - t0)
-                time.sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
-                delay = min(delay * 2, 0.05)
+                time.sleep(min(_jitter(delay), max(deadline - time.monotonic(), 0.0)))
+                delay = min(delay * 2, _MAX_BACKOFF_S)
         try:
             applied = _migrate(con)
             rows, segments, bad = _ingest(con, loc)
@@ -272,10 +296,13 @@ def _ingest(con: duckdb.DuckDBPyConnection, loc: LogLocation) -> tuple[dict[str,
             rows: dict[str, int] = {}
             for table, fs in files.items():
                 cols = ", ".join(_ident(c.name) for c in schema.TABLES[table])
+                con.execute(f"CREATE OR REPLACE TEMP TABLE _unillm_batch AS {_batch_sql(table, fs)}")
                 inserted = con.execute(
-                    f"INSERT INTO {table} ({cols}) {_new_rows_sql(table, fs, existing=table)}"
+                    f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {_BATCH} AS s "
+                    f"WHERE NOT {_stored_sql(table, table)}"
                 ).fetchall()
                 rows[table] = int(inserted[0][0]) if inserted else 0
+            con.execute(f"DROP TABLE IF EXISTS {_BATCH}")
             con.commit()
         except duckdb.Error as e:
             con.rollback()
@@ -307,12 +334,12 @@ def _quarantine(con: duckdb.DuckDBPyConnection, loc: LogLocation, files: dict[st
         for f in fs:
             try:
                 # CREATE ... AS materialises every column, so every value is parsed and cast.
-                con.execute(
-                    f"CREATE OR REPLACE TEMP TABLE _unillm_probe AS {_new_rows_sql(table, [f], None)}"
-                )
-            except (duckdb.InvalidInputException, duckdb.ConversionException) as e:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE _unillm_probe AS {_batch_sql(table, [f])}")
+            except duckdb.Error as e:
                 if _VANISHED in str(e) or not f.exists():
                     continue
+                if not isinstance(e, (duckdb.InvalidInputException, duckdb.ConversionException)):
+                    raise  # not about the file's content (out of memory, I/O, ...)
                 moved.append(_move_to_bad(loc, f, str(e)))
     con.execute("DROP TABLE IF EXISTS temp._unillm_probe")
     return moved
@@ -488,7 +515,7 @@ def query(
             log.debug("opportunistic fold before query failed", exc_info=True)
 
     deadline = time.monotonic() + lock_wait_s
-    delay = 0.005
+    delay = 0.002
     vanished = 0
     while True:
         con = duckdb.connect(":memory:")
@@ -499,8 +526,8 @@ def query(
                 if _is_busy(e):
                     if time.monotonic() >= deadline:
                         raise LogBusyError(loc.db_path, str(e)) from None
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.1)
+                    time.sleep(_jitter(delay))
+                    delay = min(delay * 2, _MAX_BACKOFF_S)
                     continue
                 if _VANISHED in str(e) and vanished < 5:
                     vanished += 1  # a fold moved segments into the db between listing and reading
@@ -555,31 +582,41 @@ def _prepare(con: duckdb.DuckDBPyConnection, loc: LogLocation) -> None:
 def _load_spool(
     con: duckdb.DuckDBPyConnection, table: str, files: list[Path], spool_table: str, db_table: str | None
 ) -> None:
-    """Materialise the spool's new rows once per query (a view over read_json would re-read the
-    files every time the user's SQL mentions the table)."""
+    """Materialise the spool's rows that the database lacks, once per query (a view over read_json
+    would re-read the files each time the user's SQL mentions the table)."""
     import duckdb
 
+    target = f"temp.main.{spool_table}"
     if files:
         try:
-            con.execute(f"CREATE TEMP TABLE {spool_table} AS {_new_rows_sql(table, files, db_table)}")
-            return
+            con.execute(f"CREATE TEMP TABLE {spool_table} AS {_batch_sql(table, files)}")
         except (duckdb.InvalidInputException, duckdb.ConversionException) as e:
             if _VANISHED in str(e):
                 raise
-            # A corrupt segment must not blind the reader to the rest: load file by file, skip it.
+            _load_spool_file_by_file(con, table, files, spool_table)
+        if db_table is not None:
+            con.execute(f"DELETE FROM {target} AS s WHERE {_stored_sql(table, db_table)}")
+    else:
+        defs = ", ".join(f"{_ident(c.name)} {c.sql_type}" for c in schema.TABLES[table])
+        con.execute(f"CREATE TEMP TABLE {spool_table} ({defs})")
+
+
+def _load_spool_file_by_file(
+    con: duckdb.DuckDBPyConnection, table: str, files: list[Path], spool_table: str
+) -> None:
+    # A corrupt segment must not blind the reader to the rest: load file by file and skip it
+    # (readers leave it where it is; the next fold moves it to bad/).
+    import duckdb
+
     defs = ", ".join(f"{_ident(c.name)} {c.sql_type}" for c in schema.TABLES[table])
     con.execute(f"CREATE TEMP TABLE {spool_table} ({defs})")
-    if not files:
-        return
     cols = ", ".join(_ident(c.name) for c in schema.TABLES[table])
-    seen = f"temp.main.{spool_table}"
-    keys = schema.TABLE_KEYS[table]
-    match = " AND ".join(f"n.{_ident(k)} = p.{_ident(k)}" for k in keys)
+    target = f"temp.main.{spool_table}"
     for f in files:
         try:
             con.execute(
-                f"INSERT INTO {seen} SELECT {cols} FROM ({_new_rows_sql(table, [f], db_table)}) AS n "
-                f"WHERE NOT EXISTS (SELECT 1 FROM {seen} AS p WHERE {match})"
+                f"INSERT INTO {target} SELECT {cols} FROM ({_batch_sql(table, [f])}) AS s "
+                f"WHERE NOT {_stored_sql(table, target)}"
             )
         except (duckdb.InvalidInputException, duckdb.ConversionException) as e:
             if _VANISHED in str(e):
@@ -600,7 +637,7 @@ def _run(
     text = last.query.rstrip()
     while text.endswith(";"):
         text = text[:-1].rstrip()
-    tz_top: list[int] = []
+    tz_top: frozenset[int] = frozenset()
     if last.type == duckdb.StatementType.SELECT:
         text, tz_top = _without_tz(con, text, params)
     con.execute(text, params)
@@ -622,7 +659,7 @@ def _run(
 
 def _without_tz(
     con: duckdb.DuckDBPyConnection, text: str, params: Sequence[Any] | dict[str, Any] | None
-) -> tuple[str, list[int]]:
+) -> tuple[str, frozenset[int]]:
     """Rewrite a query whose result has TIMESTAMPTZ columns so the client can fetch it without pytz.
 
     DuckDB's Python client builds tz-aware datetimes through pytz; we select `timezone('UTC', col)`
@@ -635,10 +672,10 @@ def _without_tz(
     try:
         described = con.execute(f"DESCRIBE {text}\n", params).fetchall()
     except duckdb.Error:
-        return text, []  # not describable (e.g. DESCRIBE/SHOW itself): run as is
+        return text, frozenset()  # not describable (e.g. DESCRIBE/SHOW itself): run as is
     types = [str(row[1]) for row in described]
     if not any(_TZ_TYPE.search(t) for t in types):
-        return text, []
+        return text, frozenset()
     items: list[str] = []
     top: list[int] = []
     for i, (row, type_) in enumerate(zip(described, types), start=1):
@@ -655,7 +692,7 @@ def _without_tz(
         else:
             items.append(f"#{i}")
     # Newlines around the user's text: a trailing `-- comment` must not swallow the parenthesis.
-    return f"SELECT {', '.join(items)} FROM (\n{text}\n) AS _unillm_q", top
+    return f"SELECT {', '.join(items)} FROM (\n{text}\n) AS _unillm_q", frozenset(top)
 
 
 # --------------------------------------------------------------------------------------------
