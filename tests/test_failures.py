@@ -23,6 +23,7 @@ def test_rate_limit_error_is_the_sdks_own_and_is_recorded(patched, client, fake)
     assert call["cost_usd"] is None and call["input_tokens"] is None
     [attempt] = rows("select * from attempts")
     assert attempt["status"] == "error" and attempt["http_status"] == 429
+    assert attempt["error_type"] == "rate_limit_exceeded"
 
 
 def test_sdk_retries_become_attempts_of_one_call(patched, fake) -> None:
@@ -33,11 +34,11 @@ def test_sdk_retries_become_attempts_of_one_call(patched, fake) -> None:
 
     [call] = rows("select status, attempts, input_tokens from calls")
     assert call["status"] == "ok" and call["attempts"] == 3 and call["input_tokens"] > 0
-    attempts = rows("select attempt, status, http_status from attempts order by attempt")
+    attempts = rows("select attempt, status, http_status, error_type from attempts order by attempt")
     assert attempts == [
-        {"attempt": 1, "status": "error", "http_status": 503},
-        {"attempt": 2, "status": "error", "http_status": 503},
-        {"attempt": 3, "status": "ok", "http_status": 200},
+        {"attempt": 1, "status": "error", "http_status": 503, "error_type": "server_error"},
+        {"attempt": 2, "status": "error", "http_status": 503, "error_type": "server_error"},
+        {"attempt": 3, "status": "ok", "http_status": 200, "error_type": None},
     ]
 
 
@@ -157,7 +158,9 @@ def test_api_key_never_reaches_the_log(patched, client, fake, log_path) -> None:
 
     unillm.unpatch()  # closes the recorder: everything is on disk now
     log = str(log_path)
-    dumped = unillm.sql("select * from calls", log=log).to_dicts() + unillm.sql("select * from attempts", log=log).to_dicts()
+    dumped = (
+        unillm.sql("select * from calls", log=log).to_dicts() + unillm.sql("select * from attempts", log=log).to_dicts()
+    )
     assert TEST_KEY not in repr(dumped)
     assert "[REDACTED]" in repr(dumped)
     for path in log_path.parent.rglob("*"):

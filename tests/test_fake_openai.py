@@ -180,9 +180,7 @@ def test_chat_completion(fake: FakeOpenAI, client: openai.OpenAI) -> None:
     assert usage.completion_tokens == count_tokens(choice.message.content)
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
     assert usage.prompt_tokens_details is not None and usage.prompt_tokens_details.cached_tokens == 0
-    assert (
-        usage.completion_tokens_details is not None and usage.completion_tokens_details.reasoning_tokens == 0
-    )
+    assert usage.completion_tokens_details is not None and usage.completion_tokens_details.reasoning_tokens == 0
 
     (req,) = fake.requests
     assert isinstance(req, RecordedRequest)
@@ -226,9 +224,7 @@ def test_chat_stream(client: openai.OpenAI) -> None:
 
 def test_chat_stream_include_usage(client: openai.OpenAI) -> None:
     chunks = list(
-        client.chat.completions.create(
-            model=MODEL, messages=USER, stream=True, stream_options={"include_usage": True}
-        )
+        client.chat.completions.create(model=MODEL, messages=USER, stream=True, stream_options={"include_usage": True})
     )
     *content_chunks, last = chunks
     assert last.choices == []
@@ -312,11 +308,7 @@ def test_max_tokens_truncates(client: openai.OpenAI) -> None:
 
 
 def test_stop_sequence(client: openai.OpenAI) -> None:
-    content = (
-        client.chat.completions.create(model=MODEL, messages=USER, stop=["weather"])
-        .choices[0]
-        .message.content
-    )
+    content = client.chat.completions.create(model=MODEL, messages=USER, stop=["weather"]).choices[0].message.content
     assert content is not None and "weather" not in content and content.startswith("Simulated answer")
 
 
@@ -343,15 +335,11 @@ def test_tool_call_auto(client: openai.OpenAI) -> None:
 
 def test_parallel_and_named_tool_choice(client: openai.OpenAI) -> None:
     tools: Any = [WEATHER_TOOL, TIME_TOOL]
-    calls: Any = (
-        client.chat.completions.create(model=MODEL, messages=USER, tools=tools).choices[0].message.tool_calls
-    )
+    calls: Any = client.chat.completions.create(model=MODEL, messages=USER, tools=tools).choices[0].message.tool_calls
     assert [c.function.name for c in calls or []] == ["get_weather", "get_time"]
     assert len({c.id for c in calls or []}) == 2
 
-    single = client.chat.completions.create(
-        model=MODEL, messages=USER, tools=tools, parallel_tool_calls=False
-    )
+    single = client.chat.completions.create(model=MODEL, messages=USER, tools=tools, parallel_tool_calls=False)
     assert len(single.choices[0].message.tool_calls or []) == 1
 
     named = client.chat.completions.create(
@@ -393,9 +381,7 @@ def test_tool_result_gets_text_answer(client: openai.OpenAI) -> None:
 
 def test_tool_call_stream(client: openai.OpenAI) -> None:
     chunks = list(
-        client.chat.completions.create(
-            model=MODEL, messages=USER, tools=[WEATHER_TOOL, TIME_TOOL], stream=True
-        )
+        client.chat.completions.create(model=MODEL, messages=USER, tools=[WEATHER_TOOL, TIME_TOOL], stream=True)
     )
     first = chunks[0].choices[0].delta
     assert first.role == "assistant" and first.content == ""
@@ -478,9 +464,7 @@ def test_legacy_completion(client: openai.OpenAI) -> None:
 
 
 def test_legacy_completion_stream(client: openai.OpenAI) -> None:
-    expected = (
-        client.completions.create(model="gpt-3.5-turbo-instruct", prompt="Write a haiku").choices[0].text
-    )
+    expected = client.completions.create(model="gpt-3.5-turbo-instruct", prompt="Write a haiku").choices[0].text
     chunks = list(
         client.completions.create(
             model="gpt-3.5-turbo-instruct",
@@ -624,12 +608,8 @@ def test_responses_stream_helper(client: openai.OpenAI) -> None:
 def test_responses_max_output_tokens(client: openai.OpenAI) -> None:
     response = client.responses.create(model=MODEL, input="Tell me about Paris", max_output_tokens=4)
     assert response.status == "incomplete"
-    assert (
-        response.incomplete_details is not None and response.incomplete_details.reason == "max_output_tokens"
-    )
-    events = list(
-        client.responses.create(model=MODEL, input="Tell me about Paris", max_output_tokens=4, stream=True)
-    )
+    assert response.incomplete_details is not None and response.incomplete_details.reason == "max_output_tokens"
+    events = list(client.responses.create(model=MODEL, input="Tell me about Paris", max_output_tokens=4, stream=True))
     assert events[-1].type == "response.incomplete"
 
 
@@ -639,19 +619,13 @@ def test_responses_max_output_tokens(client: openai.OpenAI) -> None:
 def test_embeddings(fake: FakeOpenAI, client: openai.OpenAI) -> None:
     default = client.embeddings.create(model="text-embedding-3-small", input=["alpha", "beta"])
     assert fake.requests[-1].json.get("encoding_format") == "base64"  # what the SDK asks for by default
-    floats = client.embeddings.create(
-        model="text-embedding-3-small", input=["alpha", "beta"], encoding_format="float"
-    )
+    floats = client.embeddings.create(model="text-embedding-3-small", input=["alpha", "beta"], encoding_format="float")
     assert_no_unknown_fields(floats)
     assert [d.embedding for d in default.data] == [d.embedding for d in floats.data]
     assert len(floats.data) == 2 and len(floats.data[0].embedding) == 8
     assert floats.data[0].embedding != floats.data[1].embedding
     assert abs(sum(v * v for v in floats.data[0].embedding) - 1.0) < 1e-5
-    assert (
-        floats.usage.prompt_tokens
-        == floats.usage.total_tokens
-        == count_tokens("alpha") + count_tokens("beta")
-    )
+    assert floats.usage.prompt_tokens == floats.usage.total_tokens == count_tokens("alpha") + count_tokens("beta")
 
     sized = client.embeddings.create(model="text-embedding-3-large", input="alpha", dimensions=64)
     assert len(sized.data[0].embedding) == 64
@@ -846,9 +820,7 @@ def test_fail_stream_next_responses(fake: FakeOpenAI, client: openai.OpenAI) -> 
 
 def test_header_faults(fake: FakeOpenAI, client: openai.OpenAI) -> None:
     with pytest.raises(openai.InternalServerError) as exc:
-        client.chat.completions.create(
-            model=MODEL, messages=USER, extra_headers={"x-fake-fault": "status=503"}
-        )
+        client.chat.completions.create(model=MODEL, messages=USER, extra_headers={"x-fake-fault": "status=503"})
     assert exc.value.status_code == 503
     with pytest.raises(openai.RateLimitError) as exc2:
         client.chat.completions.create(
@@ -977,10 +949,7 @@ def test_async_client(fake: FakeOpenAI) -> None:
         )
         chunks = [c async for c in stream]
         assert chunks[-1].usage is not None
-        assert (
-            "".join(c.choices[0].delta.content or "" for c in chunks[:-1])
-            == completion.choices[0].message.content
-        )
+        assert "".join(c.choices[0].delta.content or "" for c in chunks[:-1]) == completion.choices[0].message.content
 
         parsed = await client.chat.completions.parse(model=MODEL, messages=USER, response_format=Person)
         assert isinstance(parsed.choices[0].message.parsed, Person)
@@ -1125,9 +1094,7 @@ def test_text_helpers() -> None:
     for s in (text, compact, "  leading space"):
         assert "".join(split_deltas(s, 2)) == s
     assert len(split_deltas(compact, 1)) > 3
-    assert (
-        is_reasoning_model("o3-mini") and is_reasoning_model("gpt-5-nano") and is_reasoning_model("openai/o1")
-    )
+    assert is_reasoning_model("o3-mini") and is_reasoning_model("gpt-5-nano") and is_reasoning_model("openai/o1")
     assert not is_reasoning_model("gpt-4o") and not is_reasoning_model("omni-moderation-latest")
 
 

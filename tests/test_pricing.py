@@ -12,7 +12,12 @@ from unillm.tracer.pricing import PriceOverride, Pricer
 CASES = [
     ("openai", "gpt-4o-mini", "openai", Usage(input_tokens=1200, output_tokens=300, cached_tokens=1024)),
     ("openai", "gpt-4.1", "openai", Usage(input_tokens=50_000, output_tokens=2_000, reasoning_tokens=0)),
-    ("anthropic", "claude-sonnet-4-5", "anthropic", Usage(input_tokens=3000, output_tokens=500, cached_tokens=1000, cache_write_tokens=500)),
+    (
+        "anthropic",
+        "claude-sonnet-4-5",
+        "anthropic",
+        Usage(input_tokens=3000, output_tokens=500, cached_tokens=1000, cache_write_tokens=500),
+    ),
     # Long context: the tier above 200k tokens applies to the whole request.
     ("anthropic", "claude-sonnet-4-5", "anthropic", Usage(input_tokens=250_000, output_tokens=1000)),
     ("gemini", "gemini-2.5-pro", "google", Usage(input_tokens=10_000, output_tokens=4000, cached_tokens=2000)),
@@ -50,6 +55,8 @@ def test_model_served_by_an_unnamed_openai_compatible_host_is_priced_by_name() -
 
 def test_override_wins_and_prices_cache_reads() -> None:
     pricer = Pricer({"my-model": PriceOverride(input=2.0, output=8.0, cache_read=0.5)})
-    cost = pricer.cost("openai", "my-model", Usage(input_tokens=1_000_000, output_tokens=1_000_000, cached_tokens=500_000))
+    cost = pricer.cost(
+        "openai", "my-model", Usage(input_tokens=1_000_000, output_tokens=1_000_000, cached_tokens=500_000)
+    )
     assert cost.usd == pytest.approx(0.5 * 2.0 + 0.5 * 0.5 + 8.0)
     assert cost.source == "config"

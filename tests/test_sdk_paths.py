@@ -130,7 +130,9 @@ def test_responses_embeddings_and_legacy_completions(patched, client) -> None:
     completion = client.completions.create(model="gpt-3.5-turbo-instruct", prompt="Say hi")
     assert response.output_text and streamed and embedding.data and completion.choices
 
-    recorded = rows("select operation, endpoint, stream, status, input_tokens, output_tokens from calls order by started_at")
+    recorded = rows(
+        "select operation, endpoint, stream, status, input_tokens, output_tokens from calls order by started_at"
+    )
     assert [(r["operation"], r["endpoint"], r["stream"], r["status"]) for r in recorded] == [
         ("chat", "/responses", False, "ok"),
         ("chat", "/responses", True, "ok"),

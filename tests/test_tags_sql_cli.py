@@ -9,7 +9,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import openai
 import pytest
 from conftest import TEST_KEY, rows
 
@@ -157,7 +156,9 @@ def test_import_has_no_side_effects(tmp_path) -> None:
         " if m in sys.modules]\n"
         "print(heavy)"
     )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60
+    )
     assert out.stdout.strip() == "[]", out.stderr
     assert list(tmp_path.iterdir()) == []  # no file or folder created
 

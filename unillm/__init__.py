@@ -61,7 +61,7 @@ def sql(query: str, params: Any = None, *, log: str | os.PathLike[str] | None = 
     another call log file; by default the patched session's log, else the configured one.
     """
     from unillm import runtime
-    from unillm.tracer.store import LogLocation
+    from unillm.tracer.location import LogLocation
     from unillm.tracer.store import query as run_query
 
     location = LogLocation(log) if log is not None else runtime.location()

@@ -17,7 +17,7 @@ from unillm._version import __version__
 
 def _location(log: str | None) -> Any:
     from unillm.config import ConfigError, load_settings
-    from unillm.tracer.store import LogLocation
+    from unillm.tracer.location import LogLocation
 
     try:
         settings = load_settings(log=log) if log else load_settings()
@@ -46,9 +46,7 @@ def demo(calls: int, log: str | None, quiet: bool) -> None:
 @main.command("sql")
 @click.argument("query")
 @click.option("--log", type=click.Path(dir_okay=False), help="Call log to read (default: the usual location).")
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
-)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--max-rows", default=200, show_default=True, help="Rows to print in table format.")
 def sql_command(query: str, log: str | None, fmt: str, max_rows: int) -> None:
     """Run a read-only SQL query over the call log (tables: calls, attempts).
@@ -77,7 +75,9 @@ def sql_command(query: str, log: str | None, fmt: str, max_rows: int) -> None:
         print_table(result.columns, result.rows, max_rows=max_rows)
 
 
-def print_table(columns: list[str], rows: list[tuple[Any, ...]], *, max_rows: int = 200, title: str | None = None) -> None:
+def print_table(
+    columns: list[str], rows: list[tuple[Any, ...]], *, max_rows: int = 200, title: str | None = None
+) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -99,6 +99,8 @@ def _cell(value: Any) -> str:
     if value is None:
         return "[dim]NULL[/dim]"
     if isinstance(value, float):
+        if 0 < abs(value) < 1e-3:  # small costs: 0.000055, not 5.5e-05
+            return f"{value:.9f}".rstrip("0")
         return f"{value:.6g}"
     return str(value).replace("[", r"\[")
 

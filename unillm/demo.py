@@ -11,6 +11,7 @@ import asyncio
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -140,6 +141,17 @@ order by feature = '(total)', feature
 """
 
 
+def _command_name() -> str:
+    """`unillm` when it is on PATH, else the full path of the script that is running."""
+    import shutil
+    import sys
+
+    if shutil.which("unillm"):
+        return "unillm"
+    script = Path(sys.argv[0])
+    return str(script) if script.name == "unillm" else f"{sys.executable} -m unillm"
+
+
 def run_demo(*, calls: int = 120, log: str | None = None, show_progress: bool = True, seed: int = 7) -> dict[str, Any]:
     import openai
     from rich.console import Console
@@ -184,16 +196,21 @@ def run_demo(*, calls: int = 120, log: str | None = None, show_progress: bool = 
     stats = unillm.stats()
     log_path = stats["recorder"]["log"] if stats["recorder"] else "?"
     unillm.unpatch()
+    unillm_cmd = _command_name()
+    log_flag = f" --log {log}" if log else ""
     console.print(
         f"\n{failures} app request(s) failed after the SDK's retries (the outage mid-run); "
-        "every attempt is in the log.\n"
-        f"Call log: [bold]{log_path}[/bold]\n\n"
-        "Next:\n"
-        '  unillm sql "select tags[\'feature\'] as feature, count(*) as calls, sum(cost_usd) as usd '
-        'from calls group by 1 order by usd desc"\n'
-        '  unillm sql "select call_id, attempt, status, http_status, error_type from attempts '
-        "where status <> 'ok' limit 20\"\n"
-        "  python -c \"import unillm; print(unillm.sql('select count(*) from calls'))\"\n"
-        "  or open the file with any DuckDB client (duckdb CLI, DBeaver, ...)."
+        "every attempt is in the log.",
+        f"Call log: [bold]{log_path}[/bold]\n",
+        "Next:",
+        f"  {unillm_cmd} sql{log_flag} \"select tags['feature'] as feature, count(*) as calls, "
+        'round(sum(cost_usd), 6) as usd from calls group by 1 order by usd desc"',
+        f'  {unillm_cmd} sql{log_flag} "select call_id, attempt, status, http_status, error_type '
+        "from attempts where status <> 'ok' limit 20\"",
+        '  or from Python: unillm.sql("select ..."), or open the file in any DuckDB client.',
+        sep="\n",
+        soft_wrap=True,
+        markup=True,
+        highlight=False,
     )
     return {"run_id": run_id, "failures": failures, "log": log_path}

@@ -14,9 +14,9 @@ from typing import Any
 from unillm import diagnostics
 from unillm.config import Settings, load_settings
 from unillm.tracer.call import CallRecord
+from unillm.tracer.location import LogLocation
 from unillm.tracer.pricing import PriceOverride, Pricer
 from unillm.tracer.recorder import Recorder
-from unillm.tracer.store import LogLocation
 
 _lock = threading.RLock()
 _session: Session | None = None
@@ -48,8 +48,7 @@ def start(config: str | os.PathLike[str] | Mapping[str, Any] | None, **overrides
     global _session
     if importlib.util.find_spec("openai") is None:
         warnings.warn(
-            "unillm.patch(): the openai package is not installed, nothing was patched "
-            "(pip install openai)",
+            "unillm.patch(): the openai package is not installed, nothing was patched (pip install openai)",
             RuntimeWarning,
             stacklevel=3,
         )
@@ -65,6 +64,7 @@ def start(config: str | os.PathLike[str] | Mapping[str, Any] | None, **overrides
             _session.recorder.close()
         _session = Session(settings)
         shim.install(_session.on_call_finished, ask_stream_usage=settings.stream_usage)
+        _session.recorder.start()
     return True
 
 

@@ -40,15 +40,23 @@ class _Hooks:
 
 
 _hooks = _Hooks()
-_installed: list[tuple[object, str, object]] = []  # (owner, attribute, our wrapper)
+_installed: list[tuple[object, str, Any]] = []  # (owner, attribute, our wrapper)
 
 
 def _start_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> CallRecord | None:
-    """Open a call record for a model endpoint; None for every other SDK request."""
+    """Open a call record for a model endpoint; None for every other SDK request (and on our bugs)."""
+    try:
+        return _open_call(args, kwargs)
+    except Exception as exc:
+        diagnostics.internal_error("shim.request", exc)
+        return None
+
+
+def _open_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> CallRecord | None:
     on_finish = _hooks.on_finish
     if on_finish is None:
         return None
-    options = args[1] if len(args) > 1 else kwargs.get("options")
+    options: Any = args[1] if len(args) > 1 else kwargs.get("options")
     endpoint = getattr(options, "url", None)
     if endpoint not in RECORDED_ENDPOINTS or getattr(options, "method", "").lower() != "post":
         return None
@@ -65,11 +73,7 @@ def _start_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> CallRecord | N
 
 
 def _sync_request(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    try:
-        call = _start_call(args, kwargs)
-    except Exception as exc:
-        diagnostics.internal_error("shim.request", exc)
-        call = None
+    call = _start_call(args, kwargs)
     if call is None:
         return wrapped(*args, **kwargs)
     token = _current_call.set(call)
@@ -85,11 +89,7 @@ def _sync_request(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: di
 
 
 async def _async_request(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    try:
-        call = _start_call(args, kwargs)
-    except Exception as exc:
-        diagnostics.internal_error("shim.request", exc)
-        call = None
+    call = _start_call(args, kwargs)
     if call is None:
         return await wrapped(*args, **kwargs)
     token = _current_call.set(call)

@@ -9,8 +9,11 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from types import MappingProxyType
 
-_current_tags: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("unillm_tags", default={})
+_current_tags: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
+    "unillm_tags", default=MappingProxyType({})
+)
 
 
 @contextmanager

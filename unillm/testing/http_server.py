@@ -99,9 +99,7 @@ class Fault:
 
     @property
     def stream_only(self) -> bool:
-        return (
-            self.stream_error_after is not None and self.status is None and not self.drop and not self.stall
-        )
+        return self.stream_error_after is not None and self.status is None and not self.drop and not self.stall
 
     @classmethod
     def parse(cls, spec: str) -> Fault:
@@ -344,9 +342,7 @@ class FakeHTTPServer:
         """Register ``handler`` for ``method path``; ``{name}`` segments land in ``path_params``."""
         self._routes.append(_Route(method.upper(), _compile_path(path), handler, faults))
 
-    def error_body(
-        self, status: int, message: str | None, *, param: str | None = None, code: str | None = None
-    ) -> Any:
+    def error_body(self, status: int, message: str | None, *, param: str | None = None, code: str | None = None) -> Any:
         """The wire's JSON error body. Wire fakes override this."""
         return {"error": {"status": status, "message": message or HTTPStatus(status).phrase}}
 
@@ -502,9 +498,7 @@ class FakeHTTPServer:
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
             h.close_connection = True  # the client went away; nothing to tell it
 
-    def _reply(
-        self, request: RecordedRequest, route: _Route | None, known: bool
-    ) -> tuple[Reply | None, Fault | None]:
+    def _reply(self, request: RecordedRequest, route: _Route | None, known: bool) -> tuple[Reply | None, Fault | None]:
         """The reply (None: drop the connection) and the fault still to apply to a stream."""
         if route is None:
             status = 405 if known else 404

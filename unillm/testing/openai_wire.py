@@ -322,9 +322,7 @@ class FakeOpenAI(FakeHTTPServer):
             text = answer_text(topic, self.answer_words, lead=lead)
             kind, schema = fmt
             if kind == "json_schema":
-                text = json.dumps(
-                    instance_from_schema(schema if isinstance(schema, dict) else {}), separators=_JSON
-                )
+                text = json.dumps(instance_from_schema(schema if isinstance(schema, dict) else {}), separators=_JSON)
             elif kind == "json_object":
                 text = json.dumps({"answer": text}, separators=_JSON)
             for s in stop:
@@ -405,24 +403,18 @@ class FakeOpenAI(FakeHTTPServer):
         raw_tools = [
             t["function"]
             for t in body.get("tools") or ()
-            if isinstance(t, dict)
-            and t.get("type", "function") == "function"
-            and isinstance(t.get("function"), dict)
+            if isinstance(t, dict) and t.get("type", "function") == "function" and isinstance(t.get("function"), dict)
         ]
         tools = [(str(f.get("name", "")), f.get("parameters")) for f in raw_tools]
         selected: list[tuple[str, Any]] = []
         if last_role == "user":
-            selected = _select_tools(
-                tools, body.get("tool_choice"), body.get("parallel_tool_calls") is not False
-            )
+            selected = _select_tools(tools, body.get("tool_choice"), body.get("parallel_tool_calls") is not False)
 
         fmt: tuple[str, Any] = ("text", None)
         response_format = body.get("response_format")
         if isinstance(response_format, dict):
             kind = response_format.get("type", "text")
-            schema = (
-                (response_format.get("json_schema") or {}).get("schema") if kind == "json_schema" else None
-            )
+            schema = (response_format.get("json_schema") or {}).get("schema") if kind == "json_schema" else None
             fmt = (str(kind), schema)
 
         # Tool definitions sit before the messages in the prompt, so they are part of the cached prefix.
@@ -471,8 +463,7 @@ class FakeOpenAI(FakeHTTPServer):
                 for c in answer.tool_calls
             ]
         choices = [
-            {"index": i, "message": message, "logprobs": None, "finish_reason": answer.finish_reason}
-            for i in range(n)
+            {"index": i, "message": message, "logprobs": None, "finish_reason": answer.finish_reason} for i in range(n)
         ]
         completion = ChatCompletion.model_validate(
             {**head, "object": "chat.completion", "choices": choices, "usage": usage}
@@ -495,9 +486,7 @@ class FakeOpenAI(FakeHTTPServer):
             },
         }
 
-    def _chat_chunks(
-        self, head: dict[str, Any], answer: _Answer, n: int, usage: dict[str, Any] | None
-    ) -> list[bytes]:
+    def _chat_chunks(self, head: dict[str, Any], answer: _Answer, n: int, usage: dict[str, Any] | None) -> list[bytes]:
         from openai.types.chat import ChatCompletionChunk
 
         base = {**head, "object": "chat.completion.chunk"}
@@ -525,9 +514,7 @@ class FakeOpenAI(FakeHTTPServer):
                     events.append(chunk(i, {"tool_calls": [{"index": k, "function": {"arguments": piece}}]}))
             events.append(chunk(i, {}, answer.finish_reason))
         if usage is not None:
-            events.append(
-                _sse(_dump(ChatCompletionChunk.model_validate({**base, "usage": usage, "choices": []})))
-            )
+            events.append(_sse(_dump(ChatCompletionChunk.model_validate({**base, "usage": usage, "choices": []}))))
         events.append(b"data: [DONE]\n\n")
         return events
 
@@ -627,16 +614,12 @@ class FakeOpenAI(FakeHTTPServer):
             return bad
         model = str(body["model"])
         raw_input = body["input"]
-        items: list[Any] = (
-            [{"role": "user", "content": raw_input}] if isinstance(raw_input, str) else list(raw_input)
-        )
+        items: list[Any] = [{"role": "user", "content": raw_input}] if isinstance(raw_input, str) else list(raw_input)
         if not items:
             return self.error(400, "Invalid 'input': empty array.", param="input", code="empty_array")
 
         text_cfg: dict[str, Any] = body["text"] if isinstance(body.get("text"), dict) else {}
-        fmt_cfg: dict[str, Any] = (
-            text_cfg["format"] if isinstance(text_cfg.get("format"), dict) else {"type": "text"}
-        )
+        fmt_cfg: dict[str, Any] = text_cfg["format"] if isinstance(text_cfg.get("format"), dict) else {"type": "text"}
         kind = str(fmt_cfg.get("type", "text"))
         if kind == "json_schema":
             for key in ("name", "schema"):
@@ -657,9 +640,7 @@ class FakeOpenAI(FakeHTTPServer):
         tools = [(str(t.get("name", "")), t.get("parameters")) for t in fn_tools]
         selected: list[tuple[str, Any]] = []
         if from_user:
-            selected = _select_tools(
-                tools, body.get("tool_choice"), body.get("parallel_tool_calls") is not False
-            )
+            selected = _select_tools(tools, body.get("tool_choice"), body.get("parallel_tool_calls") is not False)
 
         parts: list[Any] = []
         part_tokens: list[int] = []
@@ -740,9 +721,7 @@ class FakeOpenAI(FakeHTTPServer):
 
         if body.get("stream") is not True:
             return JSONReply(200, _dump(Response.model_validate(final)).encode())
-        return StreamReply(
-            self._response_events(snapshot, final, answer), error_event=self._response_error_event
-        )
+        return StreamReply(self._response_events(snapshot, final, answer), error_event=self._response_error_event)
 
     def _response_output(self, answer: _Answer) -> list[dict[str, Any]]:
         if answer.tool_calls:
@@ -763,15 +742,11 @@ class FakeOpenAI(FakeHTTPServer):
                 "type": "message",
                 "status": "incomplete" if answer.truncated else "completed",
                 "role": "assistant",
-                "content": [
-                    {"type": "output_text", "text": answer.text or "", "annotations": [], "logprobs": []}
-                ],
+                "content": [{"type": "output_text", "text": answer.text or "", "annotations": [], "logprobs": []}],
             }
         ]
 
-    def _response_events(
-        self, snapshot: dict[str, Any], final: dict[str, Any], answer: _Answer
-    ) -> list[bytes]:
+    def _response_events(self, snapshot: dict[str, Any], final: dict[str, Any], answer: _Answer) -> list[bytes]:
         from openai.types.responses import (
             ResponseCompletedEvent,
             ResponseContentPartAddedEvent,
@@ -912,7 +887,7 @@ class FakeOpenAI(FakeHTTPServer):
         if body.get("encoding_format") != "base64":
             return JSONReply(200, _dump(result).encode())
         payload = result.model_dump(mode="json", exclude_unset=True, by_alias=True)
-        for item, vector in zip(payload["data"], vectors):
+        for item, vector in zip(payload["data"], vectors, strict=True):
             item["embedding"] = encode_floats_base64(vector)
         return JSONReply(200, payload)
 
@@ -932,7 +907,5 @@ class FakeOpenAI(FakeHTTPServer):
     def _get_model(self, request: RecordedRequest) -> Reply:
         name = request.path_params.get("model", "")
         if name not in self.models:
-            return self.error(
-                404, f"The model '{name}' does not exist", param="model", code="model_not_found"
-            )
+            return self.error(404, f"The model '{name}' does not exist", param="model", code="model_not_found")
         return JSONReply(200, self._model_obj(name))

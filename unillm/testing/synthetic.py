@@ -337,7 +337,5 @@ def _number(schema: Mapping[str, Any], *, integer: bool) -> float:
         if isinstance(hi, (int, float)) and value > hi:
             value = math.floor(hi / multiple) * multiple
     if integer:
-        value = (
-            math.ceil(value) if isinstance(lo, (int, float)) or isinstance(xlo, (int, float)) else int(value)
-        )
+        value = math.ceil(value) if isinstance(lo, (int, float)) or isinstance(xlo, (int, float)) else int(value)
     return value

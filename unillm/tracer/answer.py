@@ -67,7 +67,9 @@ def usage_from_openai(raw: dict[str, Any] | None) -> Usage:
 def _error_of(payload: dict[str, Any]) -> tuple[str, str] | None:
     error = payload.get("error")
     if isinstance(error, dict):
-        kind = error.get("type") or error.get("code") or "error"
+        # OpenAI's `code` is the specific kind (rate_limit_exceeded, context_length_exceeded);
+        # `type` is a broad class ("requests", "invalid_request_error").
+        kind = error.get("code") or error.get("type") or "error"
         return str(kind), str(error.get("message") or "")
     if isinstance(error, str) and error:
         return "error", error

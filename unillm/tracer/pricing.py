@@ -74,12 +74,18 @@ class Pricer:
         self._model_prices: dict[tuple[str | None, str], tuple[float, Any]] = {}
         self._source: str | None = None
 
+    def warm_up(self) -> None:
+        """Load genai-prices' price table (~200 ms, once per process)."""
+        _lookup("openai", "gpt-4o-mini")
+
     def cost(self, provider: str | None, model: str | None, usage: Usage) -> Cost:
         if not model or usage.input_tokens is None:
             return UNKNOWN
         override = self._overrides.get(f"{provider}/{model}") or self._overrides.get(model)
         if override is not None:
-            return Cost(_apply(override.input, override.output, override.cache_read, override.cache_write, usage), "config")
+            return Cost(
+                _apply(override.input, override.output, override.cache_read, override.cache_write, usage), "config"
+            )
         prices = self._prices_for(provider, model)
         if prices is None:
             return UNKNOWN
@@ -125,7 +131,9 @@ def _lookup(provider_id: str | None, model: str) -> Any:
     return model_info.get_prices(datetime.now(tz=timezone.utc))
 
 
-def _apply(input_rate: float, output_rate: float, cache_read: float | None, cache_write: float | None, usage: Usage) -> float:
+def _apply(
+    input_rate: float, output_rate: float, cache_read: float | None, cache_write: float | None, usage: Usage
+) -> float:
     """USD for normalised usage (input includes cache reads and writes; output includes reasoning)."""
     cached = usage.cached_tokens or 0
     written = usage.cache_write_tokens or 0

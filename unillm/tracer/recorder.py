@@ -10,17 +10,41 @@ location works again.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from unillm import diagnostics
 from unillm.tracer.call import CallRecord
+from unillm.tracer.location import LogLocation
 from unillm.tracer.pricing import Pricer
 from unillm.tracer.rows import build_rows
 from unillm.tracer.spool import write_segment
-from unillm.tracer.store import LogLocation, fold
+
+
+_BATCH = 2000  # calls per segment at most
+_HIGH_WATER = 2 * _BATCH  # queued calls beyond which the caller yields to the writer
+
+
+@contextmanager
+def _short_gil_turns() -> Iterator[None]:
+    """Shorten the interpreter's thread switch interval while this thread does I/O-heavy work.
+
+    Imports and DuckDB calls release the GIL around every file operation; each time, getting it
+    back waits for the app's thread to reach the switch interval (5 ms by default). Under an app
+    thread that never blocks, warm-up imports then took ~30 s and a fold seconds instead of
+    ~200 ms and ~20 ms. The interval is restored right after.
+    """
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, 0.0002))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(interval)
 
 
 class Recorder:
@@ -59,8 +83,18 @@ class Recorder:
         self._queue.append(call)
         if self._thread is None:
             self._start()
+        elif len(self._queue) > _HIGH_WATER:
+            # The writer thread is starved: an app thread that never blocks, only making tiny
+            # GIL-releasing calls, can keep the GIL from it indefinitely (CPython's GIL hands
+            # itself back to the releasing thread). A short sleep hands it over. Only ever
+            # happens in such loops; an app waiting on the network leaves the writer plenty.
+            time.sleep(0.0002)
 
     # -- background -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the writer thread now (patch() does), so its one-off imports happen early."""
+        self._start()
+
     def _start(self) -> None:
         with self._start_lock:
             if self._thread is None and not self._stopping.is_set():
@@ -68,6 +102,13 @@ class Recorder:
                 self._thread.start()
 
     def _run(self) -> None:
+        # Load the price table and duckdb before the first batch, not in the middle of it.
+        try:
+            with _short_gil_turns():
+                self._pricer.warm_up()
+                import duckdb  # noqa: F401
+        except Exception as exc:
+            diagnostics.report("warm_up", f"could not load prices or duckdb: {type(exc).__name__}: {exc}")
         while not self._stopping.is_set():
             self._wake.wait(self._flush_interval)
             self._wake.clear()
@@ -77,14 +118,18 @@ class Recorder:
     def flush(self, *, fold: bool = False, fold_wait: float = 0.0) -> None:
         """Write everything queued so far to the spool; optionally fold the spool into the db."""
         with self._flush_lock:
-            self._write(self._drain())
+            while True:  # in bounded batches, so a backlog becomes segments (and memory) steadily
+                batch = self._drain(_BATCH)
+                self._write(batch)
+                if len(batch) < _BATCH:
+                    break
             if fold:
                 self._fold(fold_wait)
 
-    def _drain(self) -> list[CallRecord]:
+    def _drain(self, limit: int) -> list[CallRecord]:
         calls = []
         queue = self._queue
-        while queue:
+        while queue and len(calls) < limit:
             calls.append(queue.popleft())
         return calls
 
@@ -131,7 +176,10 @@ class Recorder:
     def _fold(self, wait: float) -> None:
         self._last_fold = time.monotonic()
         try:
-            result = fold(self.location, max_wait_s=wait)
+            from unillm.tracer.store import fold  # imports duckdb: only here, on this thread
+
+            with _short_gil_turns():
+                result = fold(self.location, max_wait_s=wait)
         except Exception as exc:  # corrupt or foreign file: keep the spool, say so once
             diagnostics.report(
                 "log_unreadable",

@@ -35,6 +35,25 @@ def _ms(start: float, end: float | None) -> float | None:
     return None if end is None else round((end - start) * 1000, 3)
 
 
+# Error kinds by HTTP status, for attempts whose error body was not read (the SDK closes the
+# body of an attempt it is about to retry). Names follow the providers' own error codes.
+_STATUS_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    408: "request_timeout",
+    409: "conflict",
+    422: "invalid_request_error",
+    429: "rate_limit_exceeded",
+    500: "server_error",
+    502: "bad_gateway",
+    503: "service_unavailable",
+    504: "gateway_timeout",
+    529: "overloaded_error",
+}
+
+
 def _attempt_status(attempt: AttemptRecord, answer: Answer) -> tuple[str, str | None, str | None]:
     """(status, error_type, error_message) of one attempt."""
     if attempt.transport_error is not None and attempt.http_status is None:
@@ -44,7 +63,8 @@ def _attempt_status(attempt: AttemptRecord, answer: Answer) -> tuple[str, str | 
             kind = "cancelled"
         return "error", kind, redact(f"{type(exc).__name__}: {exc}")
     if attempt.http_status is not None and attempt.http_status >= 400:
-        return "error", answer.error_type or f"http_{attempt.http_status}", redact(answer.error_message)
+        kind = answer.error_type or _STATUS_ERROR_TYPES.get(attempt.http_status, f"http_{attempt.http_status}")
+        return "error", kind, redact(answer.error_message)
     if answer.error_type is not None:  # error event inside a 200 stream
         return "interrupted", answer.error_type, redact(answer.error_message)
     if attempt.interrupted or not attempt.saw_end:
@@ -63,7 +83,7 @@ def build_rows(call: CallRecord, pricer: Pricer) -> tuple[dict[str, Any], list[d
     last: AttemptRecord | None = None
     for attempt in call.attempts:
         answer = read_attempt(attempt)
-        status = _attempt_status(attempt, answer)
+        outcome = _attempt_status(attempt, answer)
         attempt_rows.append(
             {
                 "call_id": call.call_id,
@@ -74,13 +94,13 @@ def build_rows(call: CallRecord, pricer: Pricer) -> tuple[dict[str, Any], list[d
                 "provider": provider_for_host(attempt.server_address),
                 "server_address": attempt.server_address,
                 "model": attempt.model,
-                "status": status[0],
+                "status": outcome[0],
                 "http_status": attempt.http_status,
-                "error_type": status[1],
-                "error_message": status[2],
+                "error_type": outcome[1],
+                "error_message": outcome[2],
             }
         )
-        final_answer, final_status, last = answer, status, attempt
+        final_answer, final_status, last = answer, outcome, attempt
 
     status, error_type, error_message = final_status
     if call.exception is not None:  # what the app saw is the last word

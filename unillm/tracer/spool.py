@@ -40,9 +40,7 @@ def _check_table(table: str) -> None:
         raise ValueError(f"unknown call-log table {table!r}; expected one of {sorted(schema.TABLES)}")
 
 
-def write_segment(
-    spool_dir: Path, table: str, rows: Sequence[Mapping[str, Any]], *, fsync: bool = False
-) -> Path:
+def write_segment(spool_dir: Path, table: str, rows: Sequence[Mapping[str, Any]], *, fsync: bool = False) -> Path:
     """Write `rows` as one atomic NDJSON segment for `table` and return its final path.
 
     Keys are column names (see `schema.TABLES`); values are JSON scalars, `tags` a dict of str,
@@ -85,9 +83,7 @@ def list_segments(spool_dir: Path, table: str) -> list[Path]:
     try:
         with os.scandir(spool_dir) as it:
             names = [
-                e.name
-                for e in it
-                if e.name.startswith(prefix) and e.name.endswith(SEGMENT_SUFFIX) and e.is_file()
+                e.name for e in it if e.name.startswith(prefix) and e.name.endswith(SEGMENT_SUFFIX) and e.is_file()
             ]
     except FileNotFoundError:
         return []

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from unillm.tracer import schema, spool
+from unillm.tracer.location import LogLocation
 
 if TYPE_CHECKING:
     import duckdb
@@ -85,27 +86,6 @@ def _reset_fold_lock() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_fold_lock)
-
-
-@dataclass(frozen=True, init=False)
-class LogLocation:
-    """Where one call log lives: the database file and the spool folder beside it."""
-
-    db_path: Path
-    spool_dir: Path
-
-    def __init__(
-        self, db_path: str | os.PathLike[str], spool_dir: str | os.PathLike[str] | None = None
-    ) -> None:
-        # Absolute, so lock messages and ATTACH name the same file whatever the cwd later becomes.
-        db = Path(db_path).expanduser().absolute()
-        object.__setattr__(self, "db_path", db)
-        spool_path = (
-            Path(spool_dir).expanduser().absolute()
-            if spool_dir is not None
-            else db.with_name(db.stem + ".spool")
-        )
-        object.__setattr__(self, "spool_dir", spool_path)
 
 
 @dataclass(frozen=True)
@@ -220,9 +200,7 @@ def fold(loc: LogLocation, *, max_wait_s: float = 0.0) -> FoldResult:
     lock = _fold_lock
     got = lock.acquire(timeout=max_wait_s) if max_wait_s > 0 else lock.acquire(blocking=False)
     if not got:
-        return FoldResult(
-            False, reason="another thread of this process is folding", seconds=time.monotonic() - t0
-        )
+        return FoldResult(False, reason="another thread of this process is folding", seconds=time.monotonic() - t0)
     try:
         loc.db_path.parent.mkdir(parents=True, exist_ok=True)
         delay = 0.002
@@ -258,9 +236,7 @@ def fold(loc: LogLocation, *, max_wait_s: float = 0.0) -> FoldResult:
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Apply the migrations this file has not seen yet, each in one transaction with its record."""
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)"
-    )
+    con.execute(f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)")
     applied = {r[0] for r in con.execute(f"SELECT name FROM {MIGRATIONS_TABLE}").fetchall()}
     done: list[str] = []
     for migration in schema.MIGRATIONS:  # read at call time: tests append fake migrations
@@ -394,7 +370,7 @@ class QueryResult:
         return self.rows
 
     def to_dicts(self) -> list[dict[str, Any]]:
-        return [dict(zip(self.columns, row)) for row in self.rows]
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
 
     def scalar(self) -> Any:
         """The single value of a one-column, at-most-one-row result (None when there is no row)."""
@@ -409,9 +385,7 @@ class QueryResult:
         try:
             pandas = importlib.import_module("pandas")
         except ImportError:
-            raise ImportError(
-                "QueryResult.df() needs pandas, which is not installed: pip install pandas"
-            ) from None
+            raise ImportError("QueryResult.df() needs pandas, which is not installed: pip install pandas") from None
         return pandas.DataFrame.from_records(self.rows, columns=self.columns)
 
     def __repr__(self) -> str:
@@ -424,7 +398,7 @@ class QueryResult:
         cells = [[_cell(v) for v in row] for row in shown]
         widths = [len(c) for c in self.columns]
         for row in cells:
-            widths = [max(w, len(c)) for w, c in zip(widths, row)]
+            widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
         numeric = [
             any(isinstance(r[i], (int, float)) for r in shown)
             and all(isinstance(r[i], (int, float)) or r[i] is None for r in shown)
@@ -433,7 +407,7 @@ class QueryResult:
 
         def line(values: Sequence[str], right: Sequence[bool]) -> str:
             return " | ".join(
-                v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right)
+                v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right, strict=True)
             ).rstrip()
 
         out = [line(self.columns, [False] * len(widths)), "-+-".join("-" * w for w in widths)]
@@ -462,9 +436,7 @@ _ALLOWED = ("SELECT", "EXPLAIN")
 
 def _guard(statements: Sequence[duckdb.Statement]) -> None:
     if len(statements) != 1:
-        raise ValueError(
-            f"the call log takes one read-only statement per query; got {len(statements)} statements"
-        )
+        raise ValueError(f"the call log takes one read-only statement per query; got {len(statements)} statements")
     kind = statements[0].type.name
     if kind not in _ALLOWED:
         snippet = " ".join(statements[0].query.split())[:60]
@@ -569,8 +541,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, loc: LogLocation) -> None:
             # An older log may lack newer columns until its next fold migrates it.
             have = existing[table]
             select = ", ".join(
-                _ident(c.name) if c.name in have else f"CAST(NULL AS {c.sql_type}) AS {_ident(c.name)}"
-                for c in columns
+                _ident(c.name) if c.name in have else f"CAST(NULL AS {c.sql_type}) AS {_ident(c.name)}" for c in columns
             )
             view = f"SELECT {select} FROM {db_table} UNION ALL {view}"
         con.execute(f"CREATE TEMP VIEW {table} AS {view}")
@@ -601,9 +572,7 @@ def _load_spool(
         con.execute(f"CREATE TEMP TABLE {spool_table} ({defs})")
 
 
-def _load_spool_file_by_file(
-    con: duckdb.DuckDBPyConnection, table: str, files: list[Path], spool_table: str
-) -> None:
+def _load_spool_file_by_file(con: duckdb.DuckDBPyConnection, table: str, files: list[Path], spool_table: str) -> None:
     # A corrupt segment must not blind the reader to the rest: load file by file and skip it
     # (readers leave it where it is; the next fold moves it to bad/).
     import duckdb
@@ -648,10 +617,7 @@ def _run(
     if tz_top:
         utc = _dt.timezone.utc
         rows = [
-            tuple(
-                v.replace(tzinfo=utc) if i in tz_top and isinstance(v, _dt.datetime) else v
-                for i, v in enumerate(r)
-            )
+            tuple(v.replace(tzinfo=utc) if i in tz_top and isinstance(v, _dt.datetime) else v for i, v in enumerate(r))
             for r in rows
         ]
     return QueryResult(columns, rows)
@@ -678,15 +644,13 @@ def _without_tz(
         return text, frozenset()
     items: list[str] = []
     top: list[int] = []
-    for i, (row, type_) in enumerate(zip(described, types), start=1):
+    for i, (row, type_) in enumerate(zip(described, types, strict=True), start=1):
         name = _ident(str(row[0]))
         if type_ in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ", "TIMESTAMPTZ_NS"):
             items.append(f"timezone('UTC', #{i}) AS {name}")
             top.append(i - 1)
         elif _TZ_TYPE.search(type_):
-            plain = type_.replace("TIMESTAMP WITH TIME ZONE", "TIMESTAMP").replace(
-                "TIMESTAMPTZ_NS", "TIMESTAMP_NS"
-            )
+            plain = type_.replace("TIMESTAMP WITH TIME ZONE", "TIMESTAMP").replace("TIMESTAMPTZ_NS", "TIMESTAMP_NS")
             plain = plain.replace("TIMESTAMPTZ", "TIMESTAMP")
             items.append(f"CAST(#{i} AS {plain}) AS {name}")
         else:

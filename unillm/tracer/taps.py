@@ -20,9 +20,7 @@ from unillm.tracer.call import AttemptRecord
 
 _EVENT_BOUNDARY = re.compile(rb"\r?\n\r?\n")
 # Chat / legacy completions chunks.
-_CONTENT_DELTA = re.compile(
-    rb'"(?:content|refusal|reasoning_content|reasoning|text)":\s*"[^"]|"tool_calls":\s*\[\s*\{'
-)
+_CONTENT_DELTA = re.compile(rb'"(?:content|refusal|reasoning_content|reasoning|text)":\s*"[^"]|"tool_calls":\s*\[\s*\{')
 _USAGE_ONLY_CHUNK = re.compile(rb'"choices":\s*\[\s*\]')
 # Responses API events that close the stream and carry the final response (with usage).
 _RESPONSES_TERMINAL = (b"response.completed", b"response.incomplete", b"response.failed")
@@ -81,13 +79,11 @@ class ChatSseTap:
         return self._events(chunk.split(b"\n\n"), b"\n\n")
 
     def _feed_general(self, data: bytes) -> bytes:
-        last = None
-        for last in _EVENT_BOUNDARY.finditer(data):
-            pass
-        if last is None:
+        boundaries = [match.end() for match in _EVENT_BOUNDARY.finditer(data)]
+        if not boundaries:
             self.buffer = data
             return b""
-        complete, self.buffer = data[: last.end()], data[last.end() :]
+        complete, self.buffer = data[: boundaries[-1]], data[boundaries[-1] :]
         return self._events(_EVENT_BOUNDARY.split(complete), b"\r\n\r\n")
 
     def finish(self) -> bytes:
