@@ -238,3 +238,24 @@ def test_tool_calls_are_counted(patched, client, stream) -> None:
         list(result)
     [row] = rows("select finish_reason, tool_calls from calls")
     assert row == {"finish_reason": "tool_calls", "tool_calls": 2}
+
+
+def test_bound_methods_made_before_patch_are_recorded(fake, log_path) -> None:
+    import unillm
+
+    client = openai.OpenAI(base_url=fake.base_url, api_key=TEST_KEY)
+    raw_create = client.chat.completions.with_raw_response.create  # bound before patch()
+    unillm.patch(log=str(log_path))
+    try:
+        assert raw_create(model="gpt-4o-mini", messages=MESSAGES).parse().choices
+        recorded = rows("select status, input_tokens from calls")
+    finally:
+        unillm.unpatch()
+    assert len(recorded) == 1 and recorded[0]["status"] == "ok" and recorded[0]["input_tokens"] > 0
+
+
+def test_legacy_completion_stream_gets_usage_without_the_extra_chunk(patched, client) -> None:
+    chunks = list(client.completions.create(model="gpt-3.5-turbo-instruct", prompt="Say hi", stream=True))
+    assert all(chunk.choices for chunk in chunks)
+    [row] = rows("select operation, status, output_tokens from calls")
+    assert row["operation"] == "text_completion" and row["status"] == "ok" and row["output_tokens"] > 0

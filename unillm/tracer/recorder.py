@@ -25,7 +25,6 @@ from unillm.tracer.pricing import Pricer
 from unillm.tracer.rows import build_rows
 from unillm.tracer.spool import write_segment
 
-
 _BATCH = 2000  # calls per segment at most
 _HIGH_WATER = 2 * _BATCH  # queued calls beyond which the caller yields to the writer
 
@@ -127,7 +126,7 @@ class Recorder:
                 self._fold(fold_wait)
 
     def _drain(self, limit: int) -> list[CallRecord]:
-        calls = []
+        calls: list[CallRecord] = []
         queue = self._queue
         while queue and len(calls) < limit:
             calls.append(queue.popleft())
