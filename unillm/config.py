@@ -14,7 +14,7 @@ import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -38,6 +38,16 @@ class PriceConfig(BaseModel):
     cache_write: float | None = Field(default=None, ge=0)
 
 
+class ProviderConfig(BaseModel):
+    """A provider entry in `[providers.<name>]`: overrides a built-in one or adds a new one."""
+
+    model_config = ConfigDict(extra="forbid")
+    wire: Literal["openai", "anthropic", "gemini"] | None = Field(default=None, description="Wire family.")
+    base_url: str | None = Field(default=None, description="Where its API lives.")
+    api_key: str | None = Field(default=None, description='The key itself, usually "${SOME_ENV_VAR}".')
+    key_env: str | None = Field(default=None, description="Environment variable holding the key.")
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -47,6 +57,7 @@ class Settings(BaseModel):
     max_queue: int = Field(default=100_000, ge=100, description="Calls held in memory before new ones are dropped.")
     stream_usage: bool = Field(default=True, description="Ask providers for usage on streams the app did not.")
     prices: dict[str, PriceConfig] = Field(default_factory=dict, description="Price overrides per model.")
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict, description="Provider overrides and additions.")
 
     def log_path(self) -> Path:
         return (self.log or default_log_path()).expanduser()

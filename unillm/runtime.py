@@ -54,6 +54,7 @@ def start(config: str | os.PathLike[str] | Mapping[str, Any] | None, **overrides
         )
         return False
     settings = load_settings(config, **overrides)
+    _check_providers(settings)
     _import_httpx2_now_if_the_sdk_peeks_at_it()
     from unillm import shim
 
@@ -63,9 +64,27 @@ def start(config: str | os.PathLike[str] | Mapping[str, Any] | None, **overrides
         if _session is not None:
             _session.recorder.close()
         _session = Session(settings)
-        shim.install(_session.on_call_finished, ask_stream_usage=settings.stream_usage)
+        from unillm.adapters.targets import TargetResolver
+
+        shim.install(
+            _session.on_call_finished,
+            ask_stream_usage=settings.stream_usage,
+            resolve_target=TargetResolver(settings.providers),
+        )
         _session.recorder.start()
     return True
+
+
+def _check_providers(settings: Settings) -> None:
+    """A `[providers.x]` entry that is neither built in nor complete is an error at patch()."""
+    from unillm.adapters.registry import resolve_provider
+    from unillm.config import ConfigError
+
+    for name in settings.providers:
+        try:
+            resolve_provider(name, settings.providers)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
 
 def _import_httpx2_now_if_the_sdk_peeks_at_it() -> None:

@@ -25,6 +25,7 @@ from typing import Any
 import wrapt
 
 from unillm import diagnostics
+from unillm.adapters.dispatch import AsyncDispatchTransport, SyncDispatchTransport
 from unillm.tags import current_tags
 from unillm.tracer.call import RECORDED_ENDPOINTS, CallRecord
 from unillm.tracer.transport import AsyncTeeTransport, SyncTeeTransport
@@ -37,6 +38,7 @@ class _Hooks:
 
     on_finish: Callable[[CallRecord], Any] | None = None
     ask_stream_usage: bool = True
+    resolve_target: Callable[[str], Any] | None = None  # model name → adapters.base.Target
 
 
 _hooks = _Hooks()
@@ -62,7 +64,10 @@ def _open_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> CallRecord | No
         return None
     body = options.json_data if isinstance(options.json_data, dict) else {}
     stream = bool(body.get("stream"))
-    call = CallRecord(endpoint, body.get("model"), stream, current_tags(), on_finish)
+    model = body.get("model")
+    call = CallRecord(endpoint, model, stream, current_tags(), on_finish)
+    if _hooks.resolve_target is not None and isinstance(model, str):
+        call.target = _hooks.resolve_target(model)
     if stream and endpoint != "/responses" and _hooks.ask_stream_usage:
         stream_options = body.get("stream_options") or {}
         if not stream_options.get("include_usage"):
@@ -107,13 +112,21 @@ async def _async_request(wrapped: Any, instance: Any, args: tuple[Any, ...], kwa
 def _sync_transport_for_url(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     transport = wrapped(*args, **kwargs)
     call = _current_call.get()
-    return transport if call is None else SyncTeeTransport(transport, call)
+    if call is None:
+        return transport
+    if call.target is not None:
+        return SyncDispatchTransport(transport, call)
+    return SyncTeeTransport(transport, call)
 
 
 def _async_transport_for_url(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     transport = wrapped(*args, **kwargs)
     call = _current_call.get()
-    return transport if call is None else AsyncTeeTransport(transport, call)
+    if call is None:
+        return transport
+    if call.target is not None:
+        return AsyncDispatchTransport(transport, call)
+    return AsyncTeeTransport(transport, call)
 
 
 def _wrap(owner: object, attribute: str, wrapper: Callable[..., Any]) -> None:
@@ -124,10 +137,16 @@ def _wrap(owner: object, attribute: str, wrapper: Callable[..., Any]) -> None:
     _installed.append((owner, attribute, function_wrapper))
 
 
-def install(on_finish: Callable[[CallRecord], Any], *, ask_stream_usage: bool = True) -> None:
+def install(
+    on_finish: Callable[[CallRecord], Any],
+    *,
+    ask_stream_usage: bool = True,
+    resolve_target: Callable[[str], Any] | None = None,
+) -> None:
     """Install the hooks (once per process) and point them at `on_finish`."""
     _hooks.on_finish = on_finish
     _hooks.ask_stream_usage = ask_stream_usage
+    _hooks.resolve_target = resolve_target
     base_client = importlib.import_module("openai._base_client")
     _wrap(base_client.SyncAPIClient, "request", _sync_request)
     _wrap(base_client.AsyncAPIClient, "request", _async_request)

@@ -6,8 +6,10 @@ provider by name. Users add their own providers in config; this table holds only
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -60,3 +62,18 @@ def provider_for_host(address: str) -> str:
 def _address_of(url: str) -> str:
     """`host` or `host:port` of a URL, the form httpx reports for a request."""
     return url.split("://", 1)[-1].split("/", 1)[0].lower()
+
+
+def resolve_provider(name: str, overrides: Mapping[str, Any] | None = None) -> ProviderSpec | None:
+    """The built-in provider `name`, with config overrides applied; a config-only provider needs
+    `wire` and `base_url`. None when nothing by that name exists."""
+    builtin = next((spec for spec in BUILTIN_PROVIDERS if spec.name == name), None)
+    override = (overrides or {}).get(name)
+    if override is None:
+        return builtin
+    wire = override.wire or (builtin.wire if builtin else None)
+    base_url = override.base_url or (builtin.base_url if builtin else None)
+    if wire is None or base_url is None:
+        raise ValueError(f"[providers.{name}] needs wire and base_url (it is not a built-in provider)")
+    key_env = override.key_env or (builtin.key_env if builtin else None)
+    return ProviderSpec(name, wire, base_url, key_env)

@@ -51,6 +51,8 @@ class AttemptRecord:
         "transport_error",
         "interrupted",
         "ended",
+        "provider",
+        "translation",
     )
 
     def __init__(self, call: CallRecord, number: int, server_address: str) -> None:
@@ -70,6 +72,8 @@ class AttemptRecord:
         self.transport_error: BaseException | None = None
         self.interrupted = False  # body closed or abandoned before its end
         self.ended = False
+        self.provider: str | None = None  # set when unillm routed the attempt (else: from the host)
+        self.translation: Any = None  # adapters.base.Translation of a translated attempt
 
     def end(self, *, interrupted: bool = False) -> None:
         """The body has ended (or failed); idempotent."""
@@ -104,6 +108,7 @@ class CallRecord:
         "returned",
         "exception",
         "finished",
+        "target",
         "_on_finish",
     )
 
@@ -129,6 +134,7 @@ class CallRecord:
         self.returned = False
         self.exception: BaseException | None = None
         self.finished = False
+        self.target: Any = None  # adapters.base.Target when unillm sends this call to a provider
         self._on_finish = on_finish
 
     def new_attempt(self, server_address: str) -> AttemptRecord:

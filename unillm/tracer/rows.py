@@ -91,7 +91,7 @@ def build_rows(call: CallRecord, pricer: Pricer) -> tuple[dict[str, Any], list[d
                 "started_at": _iso(attempt.wall_start),
                 "duration_ms": _ms(attempt.t_start, attempt.t_end),
                 "ttft_ms": _ms(attempt.t_start, attempt.t_first_token),
-                "provider": provider_for_host(attempt.server_address),
+                "provider": attempt.provider or provider_for_host(attempt.server_address),
                 "server_address": attempt.server_address,
                 "model": attempt.model,
                 "status": outcome[0],
@@ -111,8 +111,11 @@ def build_rows(call: CallRecord, pricer: Pricer) -> tuple[dict[str, Any], list[d
     elif last is None:
         status, error_type, error_message = "error", "no_attempt", "the SDK returned without sending a request"
 
-    provider = provider_for_host(last.server_address) if last else None
+    provider = (last.provider or provider_for_host(last.server_address)) if last else None
     usage = final_answer.usage
+    translated = last.translation if last is not None else None
+    if translated is not None and translated.usage is not None:
+        usage = translated.usage  # the provider's own figures, raw usage and cache writes included
     model = final_answer.model or call.request_model
     cost = pricer.cost(provider, model, usage) if usage.input_tokens is not None else None
     call_row = {

@@ -109,7 +109,7 @@ def _address(url: Any) -> str:
     return netloc.decode("ascii", "replace") if isinstance(netloc, bytes) else str(netloc)
 
 
-def _tap_response(attempt: AttemptRecord, response: Any, is_async: bool) -> None:
+def tap_response(attempt: AttemptRecord, response: Any, is_async: bool) -> None:
     try:
         attempt.http_status = response.status_code
         tap = tap_for(attempt, response.status_code, response.headers.get("content-type", ""))
@@ -142,7 +142,7 @@ class SyncTeeTransport:
         except BaseException as exc:
             attempt.fail(exc)
             raise
-        _tap_response(attempt, response, is_async=False)
+        tap_response(attempt, response, is_async=False)
         return response
 
     def __getattr__(self, name: str) -> Any:  # anything else the client asks of its transport
@@ -163,7 +163,7 @@ class AsyncTeeTransport:
         except BaseException as exc:
             attempt.fail(exc)
             raise
-        _tap_response(attempt, response, is_async=True)
+        tap_response(attempt, response, is_async=True)
         return response
 
     def __getattr__(self, name: str) -> Any:

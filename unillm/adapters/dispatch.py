@@ -1,0 +1,196 @@
+"""The dispatch transport: sends a call's HTTP attempt to the provider its target names.
+
+It stands where the SDK client's transport would, takes the OpenAI-wire request the SDK built,
+lets the target's adapter translate it, sends it through the client's own transport (same pool,
+proxy and timeouts), and hands back an OpenAI-wire response of the SDK's own HTTP library, which
+the SDK then parses as if OpenAI had answered. Problems unillm finds before sending (a missing
+key, a parameter the provider cannot honour) come back as an HTTP error answer the SDK turns into
+its own exception class, never as a stray Python exception.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from typing import Any
+
+from unillm.adapters.base import Adapter, Target, Translation, UnsupportedFeature, openai_error
+from unillm.tracer.call import AttemptRecord, CallRecord
+from unillm.tracer.transport import tap_response
+
+_NO_RETRY = {"content-type": "application/json", "x-should-retry": "false"}
+_PASSED_HEADERS = ("retry-after", "retry-after-ms", "request-id", "x-request-id")
+
+
+def adapter_for(wire: str) -> Adapter:
+    if wire == "anthropic":
+        from unillm.adapters.anthropic import AnthropicAdapter
+
+        return AnthropicAdapter()
+    if wire == "gemini":
+        from unillm.adapters.gemini import GeminiAdapter
+
+        return GeminiAdapter()
+    from unillm.adapters.openai_compat import OpenAICompatAdapter
+
+    return OpenAICompatAdapter()
+
+
+def _library(request: Any) -> Any:
+    return importlib.import_module(type(request).__module__.partition(".")[0])
+
+
+def _host(url: str) -> str:
+    return url.split("://", 1)[-1].split("/", 1)[0]
+
+
+class _Dispatch:
+    """What the sync and async transports share: everything but the I/O."""
+
+    def __init__(self, inner: Any, call: CallRecord) -> None:
+        self._inner = inner
+        self._call = call
+
+    def _prepare(self, request: Any) -> tuple[AttemptRecord, Translation | None, Any]:
+        """(attempt, translation, provider request) — or a ready error response as the last item."""
+        call = self._call
+        target: Target = call.target
+        http = _library(request)
+        attempt = call.new_attempt(_host(target.provider.base_url))
+        attempt.provider = target.provider.name
+        attempt.model = target.model
+        body = json.loads(request.content or b"{}")
+        stream_options = body.get("stream_options") or {}
+        translation = Translation(
+            endpoint=call.endpoint,
+            request_model=target.model,
+            stream=bool(body.get("stream")),
+            include_usage=bool(stream_options.get("include_usage")),
+        )
+        attempt.translation = translation
+        if target.api_key is None and target.provider.key_env:
+            message = (
+                f"unillm: no API key for provider {target.provider.name!r}: set the environment variable "
+                f"{target.provider.key_env} (or api_key in [providers.{target.provider.name}] of the config)"
+            )
+            return (
+                attempt,
+                None,
+                http.Response(401, headers=_NO_RETRY, content=openai_error(401, message, kind="authentication_error")),
+            )
+        try:
+            outgoing = adapter_for(target.provider.wire).build_request(target, translation, body)
+        except UnsupportedFeature as exc:
+            content = openai_error(400, f"unillm: {exc}", kind="invalid_request_error", code="unsupported_parameter")
+            return attempt, None, http.Response(400, headers=_NO_RETRY, content=content)
+        provider_request = http.Request(
+            outgoing.method,
+            outgoing.url,
+            headers=outgoing.headers,
+            content=outgoing.body,
+            extensions=request.extensions,
+        )
+        return attempt, translation, provider_request
+
+    def _translated(self, http: Any, translation: Translation, provider_response: Any, body: bytes | None) -> Any:
+        """The OpenAI-wire response for a provider answer (body given: read whole; None: stream)."""
+        adapter = adapter_for(self._call.target.provider.wire)
+        headers = {k: v for k in _PASSED_HEADERS if (v := provider_response.headers.get(k)) is not None}
+        if body is not None:
+            status, content = adapter.translate_response(translation, provider_response.status_code, body)
+            return http.Response(status, headers={**headers, "content-type": "application/json"}, content=content)
+        translator = adapter.stream_translator(translation)
+        stream = _stream_class(http.__name__)(provider_response, translator)
+        return http.Response(200, headers={**headers, "content-type": "text/event-stream"}, stream=stream)
+
+
+def _is_stream(translation: Translation, response: Any) -> bool:
+    return (
+        translation.stream
+        and response.status_code < 400
+        and "text/event-stream" in response.headers.get("content-type", "")
+    )
+
+
+class SyncDispatchTransport(_Dispatch):
+    def handle_request(self, request: Any) -> Any:
+        attempt, translation, outgoing = self._prepare(request)
+        http = _library(request)
+        if translation is None:  # unillm's own refusal, already an HTTP answer
+            tap_response(attempt, outgoing, is_async=False)
+            return outgoing
+        try:
+            response = self._inner.handle_request(outgoing)
+            body = None if _is_stream(translation, response) else response.read()
+        except BaseException as exc:
+            attempt.fail(exc)
+            raise
+        translated = self._translated(http, translation, response, body)
+        tap_response(attempt, translated, is_async=False)
+        return translated
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class AsyncDispatchTransport(_Dispatch):
+    async def handle_async_request(self, request: Any) -> Any:
+        attempt, translation, outgoing = self._prepare(request)
+        http = _library(request)
+        if translation is None:
+            tap_response(attempt, outgoing, is_async=True)
+            return outgoing
+        try:
+            response = await self._inner.handle_async_request(outgoing)
+            body = None if _is_stream(translation, response) else await response.aread()
+        except BaseException as exc:
+            attempt.fail(exc)
+            raise
+        translated = self._translated(http, translation, response, body)
+        tap_response(attempt, translated, is_async=True)
+        return translated
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def _stream_class(library: str) -> type:
+    cached = _STREAM_CLASSES.get(library)
+    if cached is not None:
+        return cached
+    http = importlib.import_module(library)
+
+    class TranslatedStream(http.SyncByteStream, http.AsyncByteStream):  # type: ignore[name-defined]
+        def __init__(self, provider_response: Any, translator: Any) -> None:
+            self._response = provider_response
+            self._translator = translator
+
+        def __iter__(self) -> Any:
+            for chunk in self._response.stream:
+                out = self._translator.feed(chunk)
+                if out:
+                    yield out
+            tail = self._translator.close()
+            if tail:
+                yield tail
+
+        async def __aiter__(self) -> Any:
+            async for chunk in self._response.stream:
+                out = self._translator.feed(chunk)
+                if out:
+                    yield out
+            tail = self._translator.close()
+            if tail:
+                yield tail
+
+        def close(self) -> None:
+            self._response.close()
+
+        async def aclose(self) -> None:
+            await self._response.aclose()
+
+    _STREAM_CLASSES[library] = TranslatedStream
+    return TranslatedStream
+
+
+_STREAM_CLASSES: dict[str, type] = {}

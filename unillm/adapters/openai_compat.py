@@ -1,0 +1,68 @@
+"""OpenAI-wire providers (OpenAI, Mistral, DeepSeek, Groq, Together, Fireworks, xAI, OpenRouter,
+Qwen, Perplexity, Ollama, vLLM, ...): same wire, their own base URL, key and small quirks.
+
+Quirks handled (each tested against the simulated provider):
+- Mistral accepts only 9-character alphanumeric tool-call ids: ids from other providers in the
+  conversation are mapped to such ids deterministically (same id in → same id out), so a
+  conversation can fail over to Mistral mid-way and back.
+- An error object inside a 200 stream (OpenRouter) is passed on as the SDK expects it (the SDK
+  raises `APIError`); the recorder marks the call interrupted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from unillm.adapters.base import ProviderRequest, Target, Translation
+
+_ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
+def mistral_tool_call_id(original: str) -> str:
+    """A 9-character alphanumeric id standing for `original` (stable, so results still match)."""
+    if len(original) == 9 and original.isalnum():
+        return original
+    digest = hashlib.sha256(original.encode()).digest()
+    return "".join(_ALNUM[b % len(_ALNUM)] for b in digest[:9])
+
+
+def _remap_tool_call_ids(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    remapped = []
+    for message in messages:
+        message = dict(message)
+        if message.get("tool_calls"):
+            message["tool_calls"] = [{**call, "id": mistral_tool_call_id(call["id"])} for call in message["tool_calls"]]
+        if message.get("tool_call_id"):
+            message["tool_call_id"] = mistral_tool_call_id(message["tool_call_id"])
+        remapped.append(message)
+    return remapped
+
+
+class OpenAICompatAdapter:
+    wire = "openai"
+
+    def build_request(self, target: Target, translation: Translation, body: dict[str, Any]) -> ProviderRequest:
+        payload = {**body, "model": target.model}
+        if target.provider.name == "mistral" and payload.get("messages"):
+            payload["messages"] = _remap_tool_call_ids(payload["messages"])
+        headers = {"content-type": "application/json"}
+        if target.api_key:
+            headers["authorization"] = f"Bearer {target.api_key}"
+        url = target.provider.base_url.rstrip("/") + translation.endpoint
+        return ProviderRequest("POST", url, headers, json.dumps(payload).encode())
+
+    def translate_response(self, translation: Translation, status: int, body: bytes) -> tuple[int, bytes]:
+        return status, body  # already OpenAI wire; the recorder reads usage from it
+
+    def stream_translator(self, translation: Translation) -> PassThrough:
+        return PassThrough()
+
+
+class PassThrough:
+    def feed(self, chunk: bytes) -> bytes:
+        return chunk
+
+    def close(self) -> bytes:
+        return b""
