@@ -64,3 +64,33 @@ def rows(query: str, *params: object) -> list[dict[str, object]]:
     """Flush the recorder and read the log as dicts."""
     unillm.flush()
     return unillm.sql(query, list(params) if params else None).to_dicts()
+
+
+# -- the provider × feature table (docs/providers.md), generated from the tests that ran ----------
+_conformance: dict[tuple[str, str], list[bool]] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "conformance(feature): a provider round trip that feeds docs/providers.md")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    marker = item.get_closest_marker("conformance")
+    params = getattr(item, "callspec", None)
+    provider = (params.params.get("provider") or params.params.get("compat")) if params is not None else None
+    if marker is None or provider is None:
+        return
+    if report.when == "call" or (report.when == "setup" and report.failed):
+        _conformance.setdefault((provider, marker.args[0]), []).append(report.passed)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    target = os.environ.get("UNILLM_WRITE_CONFORMANCE")
+    if not target or not _conformance:
+        return
+    from conformance_table import render
+
+    Path(target).write_text(render(_conformance))

@@ -3,6 +3,7 @@
 Rules where the two differ (also listed in docs/providers.md):
 - system and developer messages become the top-level `system` (in order).
 - `tool` messages become `tool_result` blocks in a user turn; consecutive turns of one role merge.
+- `cache_control` on a text or image part is passed on (Anthropic prompt caching).
 - `max_tokens` is required by Anthropic: `max_completion_tokens`, else `max_tokens`, else 4096.
 - `stop` → `stop_sequences`; `user` → `metadata.user_id`; `tool_choice` required → any, named → tool;
   `parallel_tool_calls: false` → `disable_parallel_tool_use`.
@@ -169,12 +170,15 @@ def _convert_content(content: Any) -> list[dict[str, Any]]:
     for part in content or ():
         kind = part.get("type")
         if kind == "text":
-            blocks.append({"type": "text", "text": part.get("text", "")})
+            block: dict[str, Any] = {"type": "text", "text": part.get("text", "")}
         elif kind == "image_url":
             url = (part.get("image_url") or {}).get("url", "")
-            blocks.append({"type": "image", "source": _image_source(url)})
+            block = {"type": "image", "source": _image_source(url)}
         else:
             raise UnsupportedFeature(f"anthropic: unillm does not translate {kind!r} message parts")
+        if part.get("cache_control"):  # Anthropic prompt caching, marked on the part (as LiteLLM does)
+            block["cache_control"] = part["cache_control"]
+        blocks.append(block)
     return blocks
 
 
@@ -201,9 +205,7 @@ def _convert_messages(messages: list[dict[str, Any]]) -> tuple[list[dict[str, An
     for message in messages:
         role = message.get("role")
         if role in ("system", "developer"):
-            text = _text_of(message.get("content"))
-            if text:
-                system.append({"type": "text", "text": text})
+            system.extend(block for block in _convert_content(message.get("content")) if block["type"] == "text")
         elif role == "user":
             add("user", _convert_content(message.get("content")))
         elif role == "assistant":

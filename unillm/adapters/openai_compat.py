@@ -15,7 +15,7 @@ import hashlib
 import json
 from typing import Any
 
-from unillm.adapters.base import ProviderRequest, Target, Translation
+from unillm.adapters.base import ProviderRequest, Target, Translation, UnsupportedFeature
 
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
@@ -44,11 +44,18 @@ class OpenAICompatAdapter:
     wire = "openai"
 
     def build_request(self, target: Target, translation: Translation, body: dict[str, Any]) -> ProviderRequest:
+        if not target.provider.base_url:
+            raise UnsupportedFeature(
+                f"{target.provider.name}: set base_url in [providers.{target.provider.name}] of the config "
+                "(for Azure: https://<resource>.openai.azure.com/openai/v1)"
+            )
         payload = {**body, "model": target.model}
         if target.provider.name == "mistral" and payload.get("messages"):
             payload["messages"] = _remap_tool_call_ids(payload["messages"])
         headers = {"content-type": "application/json"}
-        if target.api_key:
+        if target.api_key and target.provider.auth == "api-key":
+            headers["api-key"] = target.api_key
+        elif target.api_key:
             headers["authorization"] = f"Bearer {target.api_key}"
         url = target.provider.base_url.rstrip("/") + translation.endpoint
         return ProviderRequest("POST", url, headers, json.dumps(payload).encode())

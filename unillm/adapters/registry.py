@@ -16,12 +16,14 @@ from typing import Any
 class ProviderSpec:
     name: str
     wire: str  # "openai", "anthropic" or "gemini"
-    base_url: str
+    base_url: str  # "" when every user has their own (Azure): set it in [providers.<name>]
     key_env: str | None
+    auth: str = "bearer"  # OpenAI-wire auth header: "bearer" (Authorization) or "api-key" (Azure)
 
 
 BUILTIN_PROVIDERS: tuple[ProviderSpec, ...] = (
     ProviderSpec("openai", "openai", "https://api.openai.com/v1", "OPENAI_API_KEY"),
+    ProviderSpec("azure", "openai", "", "AZURE_OPENAI_API_KEY", auth="api-key"),  # .../openai/v1
     ProviderSpec("anthropic", "anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY"),
     ProviderSpec("gemini", "gemini", "https://generativelanguage.googleapis.com", "GEMINI_API_KEY"),
     ProviderSpec("mistral", "openai", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"),
@@ -50,7 +52,7 @@ def provider_for_host(address: str) -> str:
     """Name the provider behind `host` or `host:port`; unknown addresses are 'openai_compatible'."""
     address = address.lower()
     for spec in BUILTIN_PROVIDERS:
-        if _address_of(spec.base_url) == address:
+        if spec.base_url and _address_of(spec.base_url) == address:
             return spec.name
     host = address.split(":", 1)[0]
     for suffix, name in _HOST_SUFFIXES:
@@ -73,7 +75,7 @@ def resolve_provider(name: str, overrides: Mapping[str, Any] | None = None) -> P
         return builtin
     wire = override.wire or (builtin.wire if builtin else None)
     base_url = override.base_url or (builtin.base_url if builtin else None)
-    if wire is None or base_url is None:
+    if wire is None or not base_url:
         raise ValueError(f"[providers.{name}] needs wire and base_url (it is not a built-in provider)")
     key_env = override.key_env or (builtin.key_env if builtin else None)
-    return ProviderSpec(name, wire, base_url, key_env)
+    return ProviderSpec(name, wire, base_url, key_env, auth=builtin.auth if builtin else "bearer")

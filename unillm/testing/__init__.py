@@ -15,6 +15,7 @@ first request they answer.
 
 from __future__ import annotations
 
+from .gemini_wire import DEFAULT_GEMINI_MODELS, FakeGemini
 from .http_server import (
     FAULT_HEADER,
     FakeHTTPServer,
@@ -27,8 +28,10 @@ from .http_server import (
 from .openai_wire import DEFAULT_MODELS, FakeOpenAI
 
 __all__ = [
+    "DEFAULT_GEMINI_MODELS",
     "DEFAULT_MODELS",
     "FAULT_HEADER",
+    "FakeGemini",
     "FakeHTTPServer",
     "FakeOpenAI",
     "Fault",

@@ -272,6 +272,8 @@ class FakeOpenAI(FakeHTTPServer):
         auth = request.headers.get("authorization", "")
         scheme, _, key = auth.partition(" ")
         key = key.strip()
+        if not auth and request.headers.get("api-key"):  # Azure OpenAI's key header
+            scheme, key = "bearer", request.headers["api-key"].strip()
         if scheme.lower() != "bearer" or not key:
             return self.error(401, _NO_KEY, code="invalid_api_key")
         if self.api_key is not None and key != self.api_key:
