@@ -585,3 +585,31 @@ def test_openai_wire_provider_embeddings(compat: Provider) -> None:
     assert compat.fake.requests[-1].path.endswith("/embeddings")
     [row] = rows("select operation, provider, input_tokens from calls")
     assert row["operation"] == "embeddings" and row["provider"] == compat.name and row["input_tokens"] > 0
+
+
+def test_a_route_in_config_moves_an_app_model_to_another_provider(log_path, monkeypatch) -> None:
+    from unillm.testing import FakeGemini
+
+    monkeypatch.chdir(log_path.parent.parent)
+    with FakeGemini() as fake:
+        unillm.patch(
+            log=str(log_path),
+            providers={"gemini": {"base_url": fake.base_url, "api_key": "k"}},
+            routes={"gpt-4o": "gemini/gemini-2.5-flash"},
+        )
+        try:
+            client = openai.OpenAI(api_key=TEST_KEY, base_url="http://127.0.0.1:9/v1", max_retries=0)
+            answer = client.chat.completions.create(model="gpt-4o", messages=ask())  # unchanged app code
+            [row] = rows("select request_model, provider, response_model from calls")
+        finally:
+            unillm.unpatch()
+    assert answer.choices[0].message.content
+    assert fake.requests[-1].path.endswith("gemini-2.5-flash:generateContent")
+    assert row["request_model"] == "gpt-4o" and row["provider"] == "gemini"
+
+
+def test_a_route_to_an_unknown_provider_is_a_config_error(log_path) -> None:
+    from unillm.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"routes\.gpt-4o.*provider/model"):
+        unillm.patch(log=str(log_path), routes={"gpt-4o": "nowhere/model-x"})

@@ -58,6 +58,9 @@ class Settings(BaseModel):
     stream_usage: bool = Field(default=True, description="Ask providers for usage on streams the app did not.")
     prices: dict[str, PriceConfig] = Field(default_factory=dict, description="Price overrides per model.")
     providers: dict[str, ProviderConfig] = Field(default_factory=dict, description="Provider overrides and additions.")
+    routes: dict[str, str] = Field(
+        default_factory=dict, description='Model name the app uses → "provider/model" unillm sends it to.'
+    )
 
     def log_path(self) -> Path:
         return (self.log or default_log_path()).expanduser()

@@ -69,7 +69,7 @@ def start(config: str | os.PathLike[str] | Mapping[str, Any] | None, **overrides
         shim.install(
             _session.on_call_finished,
             ask_stream_usage=settings.stream_usage,
-            resolve_target=TargetResolver(settings.providers),
+            resolve_target=TargetResolver(settings.providers, settings.routes),
         )
         _session.recorder.start()
     return True
@@ -85,6 +85,13 @@ def _check_providers(settings: Settings) -> None:
             resolve_provider(name, settings.providers)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+    for alias, target in settings.routes.items():
+        prefix, _, model = target.partition("/")
+        if not model or resolve_provider(prefix, settings.providers) is None:
+            raise ConfigError(
+                f'routes.{alias} = {target!r}: expected "provider/model" with a known provider '
+                "(built in, or declared in [providers.<name>])"
+            )
 
 
 def _import_httpx2_now_if_the_sdk_peeks_at_it() -> None:

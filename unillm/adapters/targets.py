@@ -1,6 +1,7 @@
 """Which provider a call goes to, from the model name the app passed: `provider/model`.
 
-`anthropic/claude-sonnet-4-5` goes straight to Anthropic; a name whose prefix is no provider
+`anthropic/claude-sonnet-4-5` goes straight to Anthropic; `[routes]` in the config maps a name the
+app already uses (`gpt-4o`) to such a target without touching the app; a name whose prefix is no provider
 (`meta-llama/Llama-3-8B` on a vLLM base URL) is left to the client's own base URL. Keys come from
 `[providers.<name>] api_key` in the config, else the provider's conventional environment variable.
 """
@@ -16,11 +17,13 @@ from unillm.adapters.registry import resolve_provider
 
 
 class TargetResolver:
-    def __init__(self, providers: Mapping[str, Any]) -> None:
+    def __init__(self, providers: Mapping[str, Any], routes: Mapping[str, str] | None = None) -> None:
         self._providers = providers
+        self._routes = dict(routes or {})
         self._cache: dict[str, Target | None] = {}
 
     def __call__(self, model: str) -> Target | None:
+        model = self._routes.get(model, model)
         if "/" not in model:
             return None
         if model in self._cache:

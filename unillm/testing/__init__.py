@@ -15,6 +15,7 @@ first request they answer.
 
 from __future__ import annotations
 
+from .anthropic_wire import FakeAnthropic
 from .gemini_wire import DEFAULT_GEMINI_MODELS, FakeGemini
 from .http_server import (
     FAULT_HEADER,

@@ -113,7 +113,6 @@ _PART_DATA = (
 # Proto map fields: errors name their entries `field[i].value`.
 _MAP_FIELDS = frozenset({"properties", "defs", "labels"})
 _MODES = ("MODE_UNSPECIFIED", "AUTO", "ANY", "NONE", "VALIDATED")
-_FREE_FORM = frozenset({"args", "response", "default", "example"})  # JSON values: no field path inside
 _BLOCKED_RATINGS: list[dict[str, Any]] = [
     {"category": "HARM_CATEGORY_SEXUALLY_EXPLICIT", "probability": "NEGLIGIBLE"},
     {"category": "HARM_CATEGORY_HATE_SPEECH", "probability": "NEGLIGIBLE"},
@@ -561,28 +560,32 @@ class FakeGemini(FakeHTTPServer):
         except pydantic.ValidationError as exc:
             raise _BadRequest(_violations(prefix, raw, exc)) from None
 
-    def _check_contents(self, prefix: str, contents: list[dict[str, Any]], roles: bool = True) -> None:
-        """Rules the SDK types cannot express: valid roles, non-empty parts, one data field per part."""
+    def _check_contents(
+        self,
+        items: Sequence[tuple[str, dict[str, Any]]],
+        *,
+        request: str = "GenerateContentRequest",
+        roles: bool = True,
+    ) -> None:
+        """Rules the SDK types cannot express: valid roles, non-empty parts, one data field per part.
+
+        ``items`` pairs each content with its field path (``contents[2]``, ``system_instruction``).
+        """
         violations: list[tuple[str | None, str]] = []
-        for i, content in enumerate(contents):
-            where = f"{prefix}[{i}]" if prefix else ""
+        for where, content in items:
             role = content.get("role")
             # "function" is the historical v1beta role of function results; the API still takes it.
             if roles and role not in (None, "", "user", "model", "function"):
                 raise _BadRequest([(None, _BAD_ROLE)], plain=True)
             parts = content.get("parts") or []
             if not parts:
-                violations.append(
-                    (f"{where}.parts", f"* GenerateContentRequest.{where}.parts: contents.parts must not be empty.\n")
-                )
+                path = f"{where}.parts"
+                violations.append((path, f"* {request}.{path}: contents.parts must not be empty.\n"))
             for k, part in enumerate(parts):
                 if not any(_get(part, name) is not None for name in _PART_DATA):
                     path = f"{where}.parts[{k}].data"
                     violations.append(
-                        (
-                            path,
-                            f"* GenerateContentRequest.{path}: required oneof field 'data' must have one initialized field\n",
-                        )
+                        (path, f"* {request}.{path}: required oneof field 'data' must have one initialized field\n")
                     )
         if violations:
             raise _BadRequest(violations)
@@ -651,9 +654,9 @@ class FakeGemini(FakeHTTPServer):
                 violations.extend(exc.violations)
         if violations:
             raise _BadRequest(violations)
-        self._check_contents("contents", parsed["contents"])
+        self._check_contents([(f"contents[{i}]", c) for i, c in enumerate(parsed["contents"])])
         if "systemInstruction" in parsed:
-            self._check_contents("", [parsed["systemInstruction"]], roles=False)
+            self._check_contents([("system_instruction", parsed["systemInstruction"])], roles=False)
         return parsed
 
     # --- generation ----------------------------------------------------------------------
@@ -697,16 +700,16 @@ class FakeGemini(FakeHTTPServer):
                 ],
                 plain=True,
             )
-        with self._cache_lock:
-            hits = self._prompt_cache.lookup_and_store(parts)
-        turn.cached_tokens = sum(part_tokens[:hits])
-
         # Thinking: on by default for 2.5+/thinking models; a budget turns it on or (0) off.
         thinking = config.get("thinkingConfig") or {}
         budget = thinking.get("thinkingBudget")
         if budget == 0 and "2.5-pro" in model:
             raise _BadRequest([(None, "Budget 0 is invalid. This model only works in thinking mode.")], plain=True)
         thinks = (budget is not None and budget > 0) or (budget in (None, -1) and _thinks_by_default(model))
+        # Only an accepted request warms the cache.
+        with self._cache_lock:
+            hits = self._prompt_cache.lookup_and_store(parts)
+        turn.cached_tokens = sum(part_tokens[:hits])
 
         last = contents[-1]
         last_parts = last.get("parts") or []
@@ -781,8 +784,7 @@ class FakeGemini(FakeHTTPServer):
         turn.finish_reason = forced
         full = turn.text or ""
         if forced == "MAX_TOKENS":
-            if turn.calls:
-                turn.calls = []
+            turn.calls = []
             turn.text, _ = truncate_to_tokens(full, max(count_tokens(full) // 2, 1))
             return
         # Every other forced reason ends the candidate without content.
@@ -955,7 +957,8 @@ class FakeGemini(FakeHTTPServer):
             else:
                 raw = _get(body, "contents") or []
                 req = {"contents": _dump(self._validate("contents", raw, "contents"))}
-                self._check_contents("contents", req["contents"])
+                items = [(f"contents[{i}]", c) for i, c in enumerate(req["contents"])]
+                self._check_contents(items, request="CountTokensRequest")
         except _BadRequest as exc:
             return self._bad_request(exc)
         text = media = 0
@@ -976,12 +979,11 @@ class FakeGemini(FakeHTTPServer):
         if not isinstance(raw, dict):
             raise _BadRequest([(None, "Invalid JSON payload received. Unexpected token.")])
         content_raw = _get(raw, "content")
+        request = "BatchEmbedContentsRequest" if where else "EmbedContentRequest"
         if content_raw is None:
-            raise _BadRequest(
-                [(f"{where}content", f"* EmbedContentRequest.{where}content: content is not specified\n")]
-            )
+            raise _BadRequest([(f"{where}content", f"* {request}.{where}content: content is not specified\n")])
         content = _dump(self._validate(f"{where}content", content_raw, "content"))
-        self._check_contents("", [content], roles=False)
+        self._check_contents([(f"{where}content", content)], request=request, roles=False)
         dims = _get(raw, "outputDimensionality")
         size = dims if isinstance(dims, int) and dims > 0 else self.embedding_dimensions
         text = _content_text(content)

@@ -18,7 +18,19 @@ from unillm.tracer.call import AttemptRecord, CallRecord
 from unillm.tracer.taps import JsonTap, tap_for
 
 
-class _SyncTapStream:
+class _TapStreamBase:
+    _attempt: AttemptRecord
+
+    def _failed(self, exc: BaseException) -> None:
+        """Reading the body failed. After the stream's terminal event that is only the SDK
+        cancelling its clean-up read, not a lost answer."""
+        attempt = self._attempt
+        if not attempt.saw_end:
+            attempt.transport_error = exc
+        attempt.end(interrupted=not attempt.saw_end)
+
+
+class _SyncTapStream(_TapStreamBase):
     """Mixed into the library's SyncByteStream; see `_stream_classes`."""
 
     def __init__(self, inner: Any, tap: JsonTap, attempt: AttemptRecord) -> None:
@@ -40,8 +52,7 @@ class _SyncTapStream:
             self._attempt.end(interrupted=not self._attempt.saw_end)
             raise
         except BaseException as exc:  # read error mid-body: the SDK sees it unchanged
-            self._attempt.transport_error = exc
-            self._attempt.end(interrupted=True)
+            self._failed(exc)
             raise
         self._attempt.end()
 
@@ -58,7 +69,7 @@ class _SyncTapStream:
             attempt.end(interrupted=True)
 
 
-class _AsyncTapStream:
+class _AsyncTapStream(_TapStreamBase):
     def __init__(self, inner: Any, tap: JsonTap, attempt: AttemptRecord) -> None:
         self._inner = inner
         self._tap = tap
@@ -78,8 +89,7 @@ class _AsyncTapStream:
             self._attempt.end(interrupted=not self._attempt.saw_end)
             raise
         except BaseException as exc:
-            self._attempt.transport_error = exc
-            self._attempt.end(interrupted=True)
+            self._failed(exc)
             raise
         self._attempt.end()
 
