@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_GEMINI_MODELS",
     "DEFAULT_MODELS",
     "FAULT_HEADER",
+    "FakeAnthropic",
     "FakeGemini",
     "FakeHTTPServer",
     "FakeOpenAI",

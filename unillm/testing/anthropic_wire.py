@@ -14,6 +14,7 @@ Simulated behaviour (all deterministic):
 - ``tools`` + ``tool_choice`` → ``tool_use`` blocks whose input is generated from ``input_schema``
   (``auto`` says a short sentence first; ``any``/``tool`` do not, as the docs describe);
 - ``thinking`` (``enabled``/``adaptive``) → a signed thinking block first, billed as output;
+- ``output_config.format`` (structured outputs) → the text is JSON generated from the schema;
 - prompt caching with ``cache_control`` breakpoints (TTL, 20-block lookback, minimum size);
 - ``max_tokens``, ``stop_sequences`` and the context window end generation like the real API.
 """
@@ -505,7 +506,7 @@ class FakeAnthropic(FakeHTTPServer):
 
     >>> with FakeAnthropic() as fake:                                   # doctest: +SKIP
     ...     client = anthropic.Anthropic(base_url=fake.base_url, api_key="sk-ant-test")
-    ...     client.messages.create(model="claude-sonnet-4-5", max_tokens=100, messages=[...])
+    ...     client.messages.create(model="claude-sonnet-4-6", max_tokens=100, messages=[...])
 
     Knobs (plain attributes, may change while serving; see also :class:`FakeHTTPServer`):
 
@@ -903,6 +904,9 @@ class FakeAnthropic(FakeHTTPServer):
             answer.stop_reason = "tool_use"
         else:
             text = answer_text(topic, self.answer_words, lead=lead)
+            output_format = (body.get("output_config") or {}).get("format")
+            if output_format:  # structured outputs: the text is an instance of the schema
+                text = json.dumps(instance_from_schema(output_format["schema"]), separators=_JSON)
             # The earliest stop sequence ends the text; the sequence itself is not returned.
             hits = [(text.index(s), s) for s in body.get("stop_sequences") or () if s and s in text]
             if hits:

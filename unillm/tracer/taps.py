@@ -13,6 +13,7 @@ and dicts; we need byte-exact pass-through with lazy parsing to stay within a fe
 
 from __future__ import annotations
 
+import json
 import re
 from time import perf_counter
 
@@ -111,6 +112,7 @@ class ChatSseTap:
         if not self.seen_first:
             self.seen_first = True
             attempt.events.append(data)
+            _end_on_error_event(attempt, data)
             return True
         # Plain substring tests: a regex per chunk costs µs. A content chunk says
         # `"finish_reason":null`; the chunks worth keeping (finish, usage, error) do not, except
@@ -121,6 +123,7 @@ class ChatSseTap:
             attempt.events.append(data)
             if self.strip_usage and b"usage" in data and _USAGE_ONLY_CHUNK.search(data):
                 return False
+            _end_on_error_event(attempt, data)
         return True
 
 
@@ -145,7 +148,21 @@ class ResponsesSseTap(ChatSseTap):
             attempt.events.append(data)
         elif head.startswith(b"event: error") or b'"type":"error"' in head or b'"type": "error"' in head:
             attempt.events.append(data)
+            attempt.end(interrupted=True)  # the SDK raises on this event and reads no further
         return True
+
+
+def _end_on_error_event(attempt: AttemptRecord, data: bytes) -> None:
+    """An `{"error": ...}` event inside a 200 stream: the SDK raises on it and reads no further,
+    and may never close the response, so the attempt ends here (recorded as interrupted)."""
+    if b'"error"' not in data:
+        return
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        return
+    if isinstance(payload, dict) and payload.get("error"):
+        attempt.end(interrupted=True)
 
 
 def _data_of(event: bytes) -> bytes | None:
