@@ -457,21 +457,16 @@ def test_gemini_finish_reasons_are_never_a_silent_stop(log_path, monkeypatch, fo
     assert chunks[-1].choices[0].finish_reason == finish
 
 
-def test_gemini_embeddings(log_path, monkeypatch) -> None:
-    from unillm.testing import FakeGemini
-
-    monkeypatch.chdir(log_path.parent.parent)
-    with FakeGemini() as fake:
-        unillm.patch(log=str(log_path), providers={"gemini": {"base_url": fake.base_url, "api_key": "k"}})
-        try:
-            client = openai.OpenAI(api_key=TEST_KEY, base_url="http://127.0.0.1:9/v1", max_retries=0)
-            result = client.embeddings.create(model="gemini/gemini-embedding-001", input=["alpha", "beta"])
-            floats = client.embeddings.create(
-                model="gemini/gemini-embedding-001", input="alpha", encoding_format="float"
-            )
-            [row] = rows("select operation, provider, status from calls order by started_at limit 1")
-        finally:
-            unillm.unpatch()
+@pytest.mark.conformance("embeddings")
+def test_native_embeddings(provider: Provider, app: openai.OpenAI) -> None:
+    if provider.name == "anthropic":
+        with pytest.raises(openai.BadRequestError, match="anthropic has no /embeddings endpoint"):
+            app.embeddings.create(model=provider.model, input="alpha")
+        pytest.skip("Anthropic has no embeddings API (a clear error, checked above)")
+    model = "gemini/gemini-embedding-001"
+    result = app.embeddings.create(model=model, input=["alpha", "beta"])
+    floats = app.embeddings.create(model=model, input="alpha", encoding_format="float")
+    [row] = rows("select operation, provider, status from calls order by started_at limit 1")
     assert len(result.data) == 2 and all(len(item.embedding) > 0 for item in result.data)
     assert result.data[0].embedding == pytest.approx(floats.data[0].embedding, rel=1e-6)
     assert row == {"operation": "embeddings", "provider": "gemini", "status": "ok"}
@@ -616,3 +611,27 @@ def test_a_route_to_an_unknown_provider_is_a_config_error(log_path) -> None:
 
     with pytest.raises(ConfigError, match=r"routes\.gpt-4o.*provider/model"):
         unillm.patch(log=str(log_path), routes={"gpt-4o": "nowhere/model-x"})
+
+
+def test_demo_route_switches_to_anthropic_in_config_without_app_changes(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "unillm.toml").write_text('[routes]\n"gpt-4o" = "anthropic/claude-sonnet-4-5"\n')
+    log = tmp_path / "demo.duckdb"
+    out = subprocess.run(
+        [sys.executable, "-m", "unillm", "demo", "--calls", "20", "--quiet", "--log", str(log)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "gpt-4o → anthropic/claude-sonnet-4-5" in out.stdout
+    by_feature = unillm.sql(
+        "select tags['feature'] as feature, string_agg(distinct provider) as providers, "
+        "count(*) filter (where status = 'ok') as ok from calls group by 1",
+        log=str(log),
+    ).to_dicts()
+    answer = next(row for row in by_feature if row["feature"] == "answer")
+    assert answer["providers"] == "anthropic" and answer["ok"] >= 1

@@ -124,6 +124,7 @@ async def _batch(client: Any, tickets: list[str]) -> int:
 SUMMARY_SQL = """
 select
   coalesce(tags['feature'], '(total)')                              as feature,
+  string_agg(distinct provider, ', ' order by provider)              as provider,
   count(*)                                                           as calls,
   count(*) filter (where status = 'ok')                              as ok,
   count(*) filter (where status <> 'ok')                             as failed,
@@ -158,8 +159,10 @@ def run_demo(*, calls: int = 120, log: str | None = None, show_progress: bool = 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     import unillm
+    from unillm import runtime  # noqa: F401  (unillm.runtime.current() below)
+    from unillm.adapters.registry import BUILTIN_PROVIDERS
     from unillm.cli import print_table
-    from unillm.testing import FakeOpenAI
+    from unillm.testing import FakeAnthropic, FakeGemini, FakeOpenAI
 
     console = Console()
     rng = random.Random(seed)
@@ -168,16 +171,30 @@ def run_demo(*, calls: int = 120, log: str | None = None, show_progress: bool = 
     outage = range(int(calls * 0.45), int(calls * 0.55))  # a short provider outage mid-run
     failures = 0
 
-    with FakeOpenAI(latency=0.008, ttft=0.02, chunk_delay=0.002, seed=seed) as fake:
-        unillm.patch(**({"log": log} if log else {}))
+    timing = {"latency": 0.008, "ttft": 0.02, "chunk_delay": 0.002, "seed": seed}
+    with FakeOpenAI(**timing) as fake, FakeAnthropic(**timing) as fake_anthropic, FakeGemini(**timing) as fake_gemini:
+        # Every provider the config's routes may name is simulated on 127.0.0.1: nothing leaves the machine.
+        simulated = {spec.name: {"base_url": fake.base_url, "api_key": DEMO_KEY} for spec in BUILTIN_PROVIDERS}
+        simulated["anthropic"] = {"base_url": fake_anthropic.base_url, "api_key": DEMO_KEY}
+        simulated["gemini"] = {"base_url": fake_gemini.base_url, "api_key": DEMO_KEY}
+        unillm.patch(providers=simulated, **({"log": log} if log else {}))
         client = openai.OpenAI(base_url=fake.base_url, api_key=DEMO_KEY, max_retries=2)
         async_client = openai.AsyncOpenAI(base_url=fake.base_url, api_key=DEMO_KEY, max_retries=2)
-        console.print(f"[bold]unillm demo[/bold]: a support bot on a simulated provider at {fake.base_url}")
+        routes = unillm.runtime.current().settings.routes if unillm.runtime.current() else {}
+        console.print(f"[bold]unillm demo[/bold]: a support bot on simulated providers ({fake.base_url} and friends)")
+        if routes:
+            console.print("routes from your config: " + ", ".join(f"{k} → {v}" for k, v in routes.items()))
+        else:
+            console.print(
+                "[dim]tip: route a model elsewhere without touching the app, e.g. in unillm.toml:[/dim]\n"
+                '[dim]  [routes]\n  "gpt-4o" = "anthropic/claude-sonnet-4-5"[/dim]'
+            )
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, disable=not show_progress, transient=False) as progress:
             task = progress.add_task("app requests", total=calls + 1)
             for index, feature in enumerate(plan):
-                fake.error_rate = 0.7 if index in outage else 0.03
+                for server in (fake, fake_anthropic, fake_gemini):
+                    server.error_rate = 0.7 if index in outage else 0.03
                 ticket = TICKETS[index % len(TICKETS)]
                 with unillm.tags(app="unillm-demo", run=run_id, feature=feature, user=f"user-{index % 7}"):
                     try:
@@ -185,7 +202,8 @@ def run_demo(*, calls: int = 120, log: str | None = None, show_progress: bool = 
                     except openai.APIError:
                         failures += 1  # the app would show an apology; the log shows why
                 progress.advance(task)
-            fake.error_rate = 0.03
+            for server in (fake, fake_anthropic, fake_gemini):
+                server.error_rate = 0.03
             with unillm.tags(app="unillm-demo", run=run_id, feature="batch"):
                 failures += asyncio.run(_batch(async_client, TICKETS * 3))
             progress.advance(task)
