@@ -159,7 +159,7 @@ def run_demo(*, calls: int = 120, log: str | None = None, show_progress: bool = 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     import unillm
-    from unillm import runtime  # noqa: F401  (unillm.runtime.current() below)
+    from unillm import runtime
     from unillm.adapters.registry import BUILTIN_PROVIDERS
     from unillm.cli import print_table
     from unillm.testing import FakeAnthropic, FakeGemini, FakeOpenAI
@@ -171,7 +171,7 @@ def run_demo(*, calls: int = 120, log: str | None = None, show_progress: bool = 
     outage = range(int(calls * 0.45), int(calls * 0.55))  # a short provider outage mid-run
     failures = 0
 
-    timing = {"latency": 0.008, "ttft": 0.02, "chunk_delay": 0.002, "seed": seed}
+    timing: dict[str, Any] = {"latency": 0.008, "ttft": 0.02, "chunk_delay": 0.002, "seed": seed}
     with FakeOpenAI(**timing) as fake, FakeAnthropic(**timing) as fake_anthropic, FakeGemini(**timing) as fake_gemini:
         # Every provider the config's routes may name is simulated on 127.0.0.1: nothing leaves the machine.
         simulated = {spec.name: {"base_url": fake.base_url, "api_key": DEMO_KEY} for spec in BUILTIN_PROVIDERS}
@@ -180,7 +180,8 @@ def run_demo(*, calls: int = 120, log: str | None = None, show_progress: bool = 
         unillm.patch(providers=simulated, **({"log": log} if log else {}))
         client = openai.OpenAI(base_url=fake.base_url, api_key=DEMO_KEY, max_retries=2)
         async_client = openai.AsyncOpenAI(base_url=fake.base_url, api_key=DEMO_KEY, max_retries=2)
-        routes = unillm.runtime.current().settings.routes if unillm.runtime.current() else {}
+        session = runtime.current()
+        routes = session.settings.routes if session is not None else {}
         console.print(f"[bold]unillm demo[/bold]: a support bot on simulated providers ({fake.base_url} and friends)")
         if routes:
             console.print("routes from your config: " + ", ".join(f"{k} → {v}" for k, v in routes.items()))
