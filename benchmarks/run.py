@@ -152,6 +152,66 @@ def bench_async(rounds: int, block: int, log: Path) -> dict[str, dict[str, float
     return results
 
 
+def bench_translation(rounds: int, block: int, log: Path) -> dict[str, dict[str, float]]:
+    """unillm pass-through vs unillm translating to Anthropic / Gemini, same in-process fake."""
+    import importlib
+
+    import openai
+
+    import unillm
+
+    httpx = importlib.import_module(sdk_http_library())
+    transport, _ = transports(sdk_http_library(), STREAM_CHUNKS_LONG)
+    client = openai.OpenAI(api_key="sk-bench", max_retries=0, http_client=httpx.Client(transport=transport))
+    clock = time.perf_counter
+    models = {
+        "pass-through": "gpt-4o-mini",
+        "anthropic": "anthropic/claude-sonnet-4-5",
+        "gemini": "gemini/gemini-2.5-flash",
+    }
+    samples: dict[tuple[str, bool], list[float]] = {(name, s): [] for name in models for s in (False, True)}
+
+    def run(name: str, stream: bool, n: int) -> None:
+        for _ in range(n):
+            t0 = clock()
+            if stream:
+                for _chunk in client.chat.completions.create(model=models[name], messages=MESSAGES, stream=True):
+                    pass
+            else:
+                client.chat.completions.create(model=models[name], messages=MESSAGES)
+            samples[(name, stream)].append(clock() - t0)
+
+    unillm.patch(
+        log=str(log),
+        providers={
+            "anthropic": {"base_url": "http://anthropic.bench", "api_key": "bench"},
+            "gemini": {"base_url": "http://gemini.bench", "api_key": "bench"},
+        },
+    )
+    try:
+        for name in models:  # warm up every path
+            run(name, False, 50)
+            run(name, True, 10)
+        for values in samples.values():
+            values.clear()
+        for _ in range(rounds):
+            for name in models:
+                run(name, False, block)
+                run(name, True, block // 8)
+    finally:
+        unillm.unpatch()
+    results = {}
+    for name in ("anthropic", "gemini"):
+        whole = _summary(samples[("pass-through", False)], samples[(name, False)])
+        streamed = _summary(samples[("pass-through", True)], samples[(name, True)])
+        streamed["added_per_chunk_us"] = (
+            max(streamed["added_median_us"] - whole["added_median_us"], 0.0) / STREAM_CHUNKS_LONG
+        )
+        results[f"translate to {name}, non-streaming"] = whole
+        results[f"translate to {name}, streaming ({STREAM_CHUNKS_LONG} chunks)"] = streamed
+    return results
+
+
 IMPORT_PROBE = textwrap.dedent(
     """
     import json, sys, time
@@ -270,6 +330,28 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
             f"| {name} | {_us(r['raw_median_us'])} | {_us(r['patched_median_us'])} | {_us(r['added_median_us'])} "
             f"| {_us(r['raw_p99_us'])} | {_us(r['patched_p99_us'])} | {r['ratio']:.3f} | {target} | {met} |"
         )
+    lines += [
+        "",
+        "## Translation (on top of pass-through)",
+        "",
+        "unillm pass-through vs unillm translating the same call to Anthropic's Messages API or Gemini's",
+        "generateContent, all patched, same in-process fake answering in each provider's wire format.",
+        "",
+        "| path | pass-through median | translated median | added median | ratio | target | met |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results["translation"].items():
+        if "streaming (" in name:
+            target = "≤ 5 µs per chunk"
+            met = "yes" if r["added_per_chunk_us"] <= 5 else "**no**"
+            name = f"{name}: {r['added_per_chunk_us']:.2f} µs per chunk"
+        else:
+            target = "≤ 100 µs"
+            met = "yes" if r["added_median_us"] <= 100 else "**no**"
+        lines.append(
+            f"| {name} | {_us(r['raw_median_us'])} | {_us(r['patched_median_us'])} | {_us(r['added_median_us'])} "
+            f"| {r['ratio']:.3f} | {target} | {met} |"
+        )
     imp = results["import"]
     lines += [
         "",
@@ -313,8 +395,9 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
         f"  behind by {2 * 2000:,} calls, the calling thread yields 0.2 ms per call until it catches up (see",
         "  `unillm/tracer/recorder.py`); an app that waits on the network never hits this.",
         "- Per-chunk cost is the slope between a 10-chunk and a 110-chunk stream, so the per-call part cancels.",
-        "- Still to come (issue 7): the same rows over 127.0.0.1, translation to Anthropic and Gemini, and the",
-        "  peers (LiteLLM, the OpenTelemetry OpenAI instrumentation) measured in the same run.",
+        "- Translation per chunk is (added time of a streamed call − added time of a whole call) / chunks.",
+        "- Still to come (issue 7): the same rows over 127.0.0.1 and the peers (LiteLLM, the OpenTelemetry",
+        "  OpenAI instrumentation) measured in the same run.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -333,11 +416,13 @@ def main() -> None:
         overhead = bench_sync(args.rounds, args.block, log)
         print("overhead (async) ...", flush=True)
         overhead.update(bench_async(args.rounds, args.block, log))
+        print("translation ...", flush=True)
+        translation = bench_translation(args.rounds, args.block, log)
         print("import ...", flush=True)
         imported = bench_import(5 if args.quick else 11, Path(tmp) / "import.duckdb")
         print(f"volume ({volume_calls:,} calls) ...", flush=True)
         volume = bench_volume(volume_calls, Path(tmp) / "volume.duckdb")
-    results = {"overhead": overhead, "import": imported, "volume": volume}
+    results = {"overhead": overhead, "translation": translation, "import": imported, "volume": volume}
     text = render(results, args)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(text)

@@ -635,3 +635,21 @@ def test_demo_route_switches_to_anthropic_in_config_without_app_changes(tmp_path
     ).to_dicts()
     answer = next(row for row in by_feature if row["feature"] == "answer")
     assert answer["providers"] == "anthropic" and answer["ok"] >= 1
+
+
+@pytest.mark.conformance("errors → SDK exception classes")
+def test_openai_wire_provider_errors_name_the_provider(compat: Provider) -> None:
+    client = openai.OpenAI(api_key=TEST_KEY, base_url="http://127.0.0.1:9/v1", max_retries=0)
+    compat.fake.fail_next(count=1, status=429, message="slow down")
+    with pytest.raises(openai.RateLimitError, match=f"{compat.name}: slow down"):
+        client.chat.completions.create(model=compat.model, messages=ask())
+
+
+@pytest.mark.conformance("error inside a 200 stream")
+def test_openai_wire_provider_error_mid_stream(compat: Provider) -> None:
+    client = openai.OpenAI(api_key=TEST_KEY, base_url="http://127.0.0.1:9/v1", max_retries=0)
+    compat.fake.fail_stream_next(after_chunks=2, message="upstream provider failed")
+    with pytest.raises(openai.APIError, match="upstream provider failed"):
+        list(client.chat.completions.create(model=compat.model, messages=ask(), stream=True))
+    [row] = rows("select status from calls")
+    assert row["status"] == "interrupted"

@@ -28,6 +28,8 @@ from typing import Any
 
 from unillm.adapters.base import (
     SSE_DONE,
+    TEXT_LITERAL,
+    ChunkWriter,
     ProviderRequest,
     Target,
     Translation,
@@ -349,23 +351,13 @@ class MessagesStreamTranslator:
     def __init__(self, translation: Translation) -> None:
         self.translation = translation
         self.decoder = SSEDecoder()
-        self.id = "msg"
-        self.model: str | None = None
-        self.created = int(time.time())
+        self.out = ChunkWriter(int(time.time()))
         self.raw_usage: dict[str, Any] = {}
         self.tool_index: dict[int, int] = {}  # content block index → OpenAI tool_calls index
         self.ended = False
 
     def chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return sse(
-            {
-                "id": self.id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": self.model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
-            }
-        )
+        return self.out.delta(delta, finish)
 
     def feed(self, chunk: bytes) -> bytes:
         return self._translate(self.decoder.feed(chunk))
@@ -378,6 +370,11 @@ class MessagesStreamTranslator:
         for name, data in events:
             if self.ended:
                 break
+            if b'"text_delta"' in data:  # most events: copy the text literal, skip decoding the event
+                literal = TEXT_LITERAL.search(data)
+                if literal is not None:
+                    out.append(self.out.raw_text(literal.group(1)))
+                    continue
             try:
                 event = json.loads(data)
             except ValueError:
@@ -402,8 +399,7 @@ class MessagesStreamTranslator:
     def on_event(self, kind: str, event: dict[str, Any]) -> bytes | None:
         if kind == "message_start":
             message = event.get("message") or {}
-            self.id = message.get("id", self.id)
-            self.model = message.get("model")
+            self.out.set(id=message.get("id"), model=message.get("model"))
             self.raw_usage.update(message.get("usage") or {})
             self.translation.usage = usage_of(self.raw_usage)
             return self.chunk({"role": "assistant", "content": ""})
@@ -418,7 +414,7 @@ class MessagesStreamTranslator:
         if kind == "content_block_delta":
             delta = event.get("delta") or {}
             if delta.get("type") == "text_delta":
-                return self.chunk({"content": delta.get("text", "")})
+                return self.out.text(delta.get("text", ""))
             if delta.get("type") == "input_json_delta":
                 index = self.tool_index.get(event.get("index", 0), 0)
                 return self.chunk(
@@ -433,14 +429,4 @@ class MessagesStreamTranslator:
         return None  # ping, content_block_stop, message_stop
 
     def usage_chunk(self) -> bytes:
-        usage = self.translation.usage or Usage()
-        return sse(
-            {
-                "id": self.id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": self.model,
-                "choices": [],
-                "usage": openai_usage(usage),
-            }
-        )
+        return self.out.usage(openai_usage(self.translation.usage or Usage()))

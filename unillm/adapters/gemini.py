@@ -30,7 +30,17 @@ import struct
 import time
 from typing import Any
 
-from unillm.adapters.base import SSE_DONE, ProviderRequest, Target, Translation, UnsupportedFeature, openai_error, sse
+from unillm.adapters.base import (
+    SSE_DONE,
+    TEXT_LITERAL,
+    ChunkWriter,
+    ProviderRequest,
+    Target,
+    Translation,
+    UnsupportedFeature,
+    openai_error,
+    sse,
+)
 from unillm.adapters.sse import SSEDecoder
 from unillm.tracer.answer import Usage
 
@@ -369,30 +379,32 @@ def translate_error(status: int, payload: dict[str, Any]) -> tuple[int, bytes]:
     return status, openai_error(status, f"gemini: {message}", kind=kind, code=code)
 
 
+# Anything but a plain text chunk takes the decoding path.
+_SLOW_PATH_MARKERS = (b'"functionCall"', b'"finishReason"', b'"error"', b'"thought"', b'"promptFeedback"')
+
+
+def _usage_of_chunk(raw: Any) -> Usage:
+    """Usage of a stream chunk kept as bytes (fast path) or already decoded."""
+    if isinstance(raw, bytes):
+        try:
+            raw = json.loads(raw).get("usageMetadata")
+        except ValueError:
+            return Usage()
+    return usage_of(raw)
+
+
 class GenerateContentStreamTranslator:
     """Gemini stream chunks (each a full GenerateContentResponse) → OpenAI chunks."""
 
     def __init__(self, translation: Translation) -> None:
         self.translation = translation
+        translation.read_usage = _usage_of_chunk
         self.decoder = SSEDecoder()
-        self.created = int(time.time())
-        self.id = "gemini"
-        self.model: str | None = None
+        self.out = ChunkWriter(int(time.time()))
         self.started = False
         self.calls_seen = 0
         self.finished = False
         self.failed = False
-
-    def chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return sse(
-            {
-                "id": self.id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": self.model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
-            }
-        )
 
     def feed(self, chunk: bytes) -> bytes:
         return b"".join(self._on_event(data) for _, data in self.decoder.feed(chunk))
@@ -402,22 +414,18 @@ class GenerateContentStreamTranslator:
         if self.failed or not self.finished:
             return out  # no [DONE]: the SDK and the recorder see a stream that did not end well
         if self.translation.include_usage:
-            usage = self.translation.usage or Usage()
-            out += sse(
-                {
-                    "id": self.id,
-                    "object": "chat.completion.chunk",
-                    "created": self.created,
-                    "model": self.model,
-                    "choices": [],
-                    "usage": openai_usage(usage),
-                }
-            )
+            out += self.out.usage(openai_usage(self.translation.final_usage() or Usage()))
         return out + SSE_DONE
 
     def _on_event(self, data: bytes) -> bytes:
         if self.failed:
             return b""
+        if self.started and not any(marker in data for marker in _SLOW_PATH_MARKERS):
+            # A plain text chunk: copy its text literal; keep the bytes for the usage at the end.
+            literal = TEXT_LITERAL.search(data)
+            if literal is not None and data.count(b'"text"') == 1:
+                self.translation.raw_usage = data
+                return self.out.raw_text(literal.group(1))
         try:
             response = json.loads(data)
         except ValueError:
@@ -428,27 +436,33 @@ class GenerateContentStreamTranslator:
             message = f"gemini: {error.get('message') or 'stream error'}"
             return sse({"error": {"message": message, "type": (error.get("status") or "error").lower(), "code": None}})
         out: list[bytes] = []
-        self.id = response.get("responseId") or self.id
-        self.model = response.get("modelVersion") or self.model
-        if response.get("usageMetadata"):
-            self.translation.usage = usage_of(response["usageMetadata"])
         if not self.started:
             self.started = True
-            out.append(self.chunk({"role": "assistant", "content": ""}))
-        for candidate in (response.get("candidates") or [])[:1]:
-            text, calls = _answer_parts(candidate)
-            if text:
-                out.append(self.chunk({"content": text}))
-            if calls:
-                tool_calls = _tool_calls(calls, self.calls_seen)
-                deltas = [{"index": self.calls_seen + i, **call} for i, call in enumerate(tool_calls)]
-                self.calls_seen += len(calls)
-                out.append(self.chunk({"tool_calls": deltas}))
+            self.out.set(id=response.get("responseId") or "gemini", model=response.get("modelVersion"))
+            out.append(self.out.delta({"role": "assistant", "content": ""}))
+        metadata = response.get("usageMetadata")
+        if metadata:
+            self.translation.raw_usage = metadata  # cumulative: the last one is the answer's usage
+        candidates = response.get("candidates")
+        if candidates:
+            candidate = candidates[0]
+            parts = (candidate.get("content") or {}).get("parts") or ()
+            if len(parts) == 1 and "text" in parts[0] and not parts[0].get("thought"):  # the usual chunk
+                out.append(self.out.text(parts[0]["text"]))
+            elif parts:
+                text, calls = _answer_parts(candidate)
+                if text:
+                    out.append(self.out.text(text))
+                if calls:
+                    tool_calls = _tool_calls(calls, self.calls_seen)
+                    deltas = [{"index": self.calls_seen + i, **call} for i, call in enumerate(tool_calls)]
+                    self.calls_seen += len(calls)
+                    out.append(self.out.delta({"tool_calls": deltas}))
             reason = finish_reason(candidate.get("finishReason"), self.calls_seen > 0)
             if reason:
                 self.finished = True
-                out.append(self.chunk({}, reason))
-        if not response.get("candidates") and (response.get("promptFeedback") or {}).get("blockReason"):
+                out.append(self.out.delta({}, reason))
+        elif (response.get("promptFeedback") or {}).get("blockReason"):
             self.finished = True
-            out.append(self.chunk({"refusal": "gemini blocked the prompt"}, "content_filter"))
+            out.append(self.out.delta({"refusal": "gemini blocked the prompt"}, "content_filter"))
         return b"".join(out)

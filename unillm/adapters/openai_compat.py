@@ -15,7 +15,7 @@ import hashlib
 import json
 from typing import Any
 
-from unillm.adapters.base import ProviderRequest, Target, Translation, UnsupportedFeature
+from unillm.adapters.base import ProviderRequest, Target, Translation, UnsupportedFeature, openai_error
 
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
@@ -58,13 +58,33 @@ class OpenAICompatAdapter:
         elif target.api_key:
             headers["authorization"] = f"Bearer {target.api_key}"
         url = target.provider.base_url.rstrip("/") + translation.endpoint
+        translation.extra["provider"] = target.provider.name
         return ProviderRequest("POST", url, headers, json.dumps(payload).encode())
 
     def translate_response(self, translation: Translation, status: int, body: bytes) -> tuple[int, bytes]:
-        return status, body  # already OpenAI wire; the recorder reads usage from it
+        if status < 400:
+            return status, body  # already OpenAI wire; the recorder reads usage from it
+        return status, _name_the_provider(translation.extra.get("provider", "provider"), body)
 
     def stream_translator(self, translation: Translation) -> PassThrough:
         return PassThrough()
+
+
+def _name_the_provider(provider: str, body: bytes) -> bytes:
+    """Prefix the provider's error message with its name, so the app's exception says who failed."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        text = body.decode("utf-8", "replace")[:500]
+        return openai_error(0, f"{provider}: {text}", kind="api_error")
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(error, dict):
+        error["message"] = f"{provider}: {error.get('message') or ''}"
+    elif isinstance(error, str):
+        payload["error"] = {"message": f"{provider}: {error}", "type": "api_error"}
+    else:
+        return openai_error(0, f"{provider}: {json.dumps(payload)[:500]}", kind="api_error")
+    return json.dumps(payload).encode()
 
 
 class PassThrough:

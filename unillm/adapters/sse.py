@@ -17,6 +17,13 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[tuple[str, bytes]]:
         """(event name, data) of every event completed by `chunk`; "message" when unnamed."""
+        if not self._buffer:  # the common case: one whole event per chunk
+            if chunk.endswith(b"\n\n") and chunk.count(b"\n\n") == 1 and b"\r" not in chunk:
+                event = _parse_simple(chunk[:-2])
+                return [event] if event is not None else []
+            if chunk.endswith(b"\r\n\r\n") and chunk.count(b"\r\n\r\n") == 1 and chunk.count(b"\r") == 2:
+                event = _parse_simple(chunk[:-4])
+                return [event] if event is not None else []
         buffer = self._buffer + chunk
         events = []
         start = 0
@@ -32,6 +39,16 @@ class SSEDecoder:
         rest, self._buffer = self._buffer, b""
         event = _parse(rest) if rest.strip() else None
         return [event] if event else []
+
+
+def _parse_simple(block: bytes) -> tuple[str, bytes] | None:
+    if block.startswith(b"data: ") and b"\n" not in block:
+        return "message", block[6:]
+    if block.startswith(b"event: ") and block.count(b"\n") == 1:
+        head, _, data = block.partition(b"\n")
+        if data.startswith(b"data: "):
+            return head[7:].decode("utf-8", "replace"), data[6:]
+    return _parse(block)
 
 
 def _parse(block: bytes) -> tuple[str, bytes] | None:

@@ -114,8 +114,9 @@ def build_rows(call: CallRecord, pricer: Pricer) -> tuple[dict[str, Any], list[d
     provider = (last.provider or provider_for_host(last.server_address)) if last else None
     usage = final_answer.usage
     translated = last.translation if last is not None else None
-    if translated is not None and translated.usage is not None:
-        usage = translated.usage  # the provider's own figures, raw usage and cache writes included
+    provider_usage = translated.final_usage() if translated is not None else None
+    if provider_usage is not None:
+        usage = provider_usage  # the provider's own figures, raw usage and cache writes included
     model = final_answer.model or call.request_model
     cost = pricer.cost(provider, model, usage) if usage.input_tokens is not None else None
     call_row = {

@@ -1,0 +1,50 @@
+"""Stream translators copy text literals without decoding them: escapes must survive intact."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from unillm.adapters.anthropic import MessagesStreamTranslator
+from unillm.adapters.base import Translation
+from unillm.adapters.gemini import GenerateContentStreamTranslator
+
+TRICKY = ['He said "hi"', "back\\slash", "line\nbreak", "ünïcödé ✓", "\u2028", '{"json": [1]}', ""]
+
+
+def _texts(sse: bytes) -> list[str]:
+    out = []
+    for block in sse.split(b"\n\n"):
+        if block.startswith(b"data: {"):
+            payload = json.loads(block[6:])
+            for choice in payload.get("choices") or ():
+                if "content" in choice["delta"]:
+                    out.append(choice["delta"]["content"])
+    return out
+
+
+@pytest.mark.parametrize("ensure_ascii", [True, False])
+def test_anthropic_text_deltas_round_trip(ensure_ascii: bool) -> None:
+    translator = MessagesStreamTranslator(Translation("/chat/completions", "m", True, False))
+    start = {"type": "message_start", "message": {"id": "msg_1", "model": "claude", "usage": {"input_tokens": 3}}}
+    out = translator.feed(b"event: message_start\ndata: " + json.dumps(start).encode() + b"\n\n")
+    for text in TRICKY:
+        event = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}
+        out += translator.feed(
+            b"event: content_block_delta\ndata: " + json.dumps(event, ensure_ascii=ensure_ascii).encode() + b"\n\n"
+        )
+    assert _texts(out) == ["", *TRICKY]
+
+
+@pytest.mark.parametrize("ensure_ascii", [True, False])
+def test_gemini_text_chunks_round_trip(ensure_ascii: bool) -> None:
+    translator = GenerateContentStreamTranslator(Translation("/chat/completions", "m", True, False))
+    out = b""
+    for text in TRICKY:
+        chunk = {
+            "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}}],
+            "usageMetadata": {"promptTokenCount": 2},
+        }
+        out += translator.feed(b"data: " + json.dumps(chunk, ensure_ascii=ensure_ascii).encode() + b"\r\n\r\n")
+    assert "".join(_texts(out)) == "".join(TRICKY)
