@@ -55,7 +55,7 @@ class Translation:
 
     def final_usage(self) -> Usage | None:
         if self.raw_usage is not None and self.read_usage is not None:
-            return self.read_usage(self.raw_usage)  # type: ignore[no-any-return]
+            return self.read_usage(self.raw_usage)
         return self.usage
 
 

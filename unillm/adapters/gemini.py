@@ -446,7 +446,7 @@ class GenerateContentStreamTranslator:
         candidates = response.get("candidates")
         if candidates:
             candidate = candidates[0]
-            parts = (candidate.get("content") or {}).get("parts") or ()
+            parts = (candidate.get("content") or {}).get("parts") or []
             if len(parts) == 1 and "text" in parts[0] and not parts[0].get("thought"):  # the usual chunk
                 out.append(self.out.text(parts[0]["text"]))
             elif parts:
