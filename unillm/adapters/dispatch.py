@@ -10,6 +10,7 @@ its own exception class, never as a stray Python exception.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 from typing import Any
@@ -38,6 +39,16 @@ def adapter_for(wire: str) -> Adapter:
 
 def _library(request: Any) -> Any:
     return importlib.import_module(type(request).__module__.partition(".")[0])
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_url(library: str, url: str) -> Any:
+    return importlib.import_module(library).URL(url)
+
+
+def _url(http: Any, url: str) -> Any:
+    """The library's URL object for `url`, parsed once (parsing costs ~10 µs per request)."""
+    return _parsed_url(http.__name__, url)
 
 
 def _host(url: str) -> str:
@@ -85,7 +96,7 @@ class _Dispatch:
             return attempt, None, http.Response(400, headers=_NO_RETRY, content=content)
         provider_request = http.Request(
             outgoing.method,
-            outgoing.url,
+            _url(http, outgoing.url),
             headers=outgoing.headers,
             content=outgoing.body,
             extensions=request.extensions,
