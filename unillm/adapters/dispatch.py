@@ -103,16 +103,29 @@ class _Dispatch:
         )
         return attempt, translation, provider_request
 
-    def _translated(self, http: Any, translation: Translation, provider_response: Any, body: bytes | None) -> Any:
-        """The OpenAI-wire response for a provider answer (body given: read whole; None: stream)."""
+    def _translated(
+        self,
+        http: Any,
+        attempt: AttemptRecord,
+        translation: Translation,
+        provider_response: Any,
+        body: bytes | None,
+        is_async: bool,
+    ) -> Any:
+        """The tapped OpenAI-wire response for a provider answer (body given: read whole; None: stream)."""
         adapter = adapter_for(self._call.target.provider.wire)
         headers = {k: v for k in _PASSED_HEADERS if (v := provider_response.headers.get(k)) is not None}
         if body is not None:
             status, content = adapter.translate_response(translation, provider_response.status_code, body)
-            return http.Response(status, headers={**headers, "content-type": "application/json"}, content=content)
-        translator = adapter.stream_translator(translation)
-        stream = _stream_class(http.__name__)(provider_response, translator)
-        return http.Response(200, headers={**headers, "content-type": "text/event-stream"}, stream=stream)
+            response = http.Response(status, headers={**headers, "content-type": "application/json"}, content=content)
+            tap_response(attempt, response, is_async=is_async)
+            return response
+        # The provider's own byte stream, translated and tapped as the SDK reads it.
+        response = http.Response(
+            200, headers={**headers, "content-type": "text/event-stream"}, stream=provider_response.stream
+        )
+        tap_response(attempt, response, is_async=is_async, translator=adapter.stream_translator(translation))
+        return response
 
 
 def _is_stream(translation: Translation, response: Any) -> bool:
@@ -136,9 +149,7 @@ class SyncDispatchTransport(_Dispatch):
         except BaseException as exc:
             attempt.fail(exc)
             raise
-        translated = self._translated(http, translation, response, body)
-        tap_response(attempt, translated, is_async=False)
-        return translated
+        return self._translated(http, attempt, translation, response, body, is_async=False)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -157,51 +168,7 @@ class AsyncDispatchTransport(_Dispatch):
         except BaseException as exc:
             attempt.fail(exc)
             raise
-        translated = self._translated(http, translation, response, body)
-        tap_response(attempt, translated, is_async=True)
-        return translated
+        return self._translated(http, attempt, translation, response, body, is_async=True)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
-
-
-def _stream_class(library: str) -> type:
-    cached = _STREAM_CLASSES.get(library)
-    if cached is not None:
-        return cached
-    http = importlib.import_module(library)
-
-    class TranslatedStream(http.SyncByteStream, http.AsyncByteStream):  # type: ignore[name-defined]
-        def __init__(self, provider_response: Any, translator: Any) -> None:
-            self._response = provider_response
-            self._translator = translator
-
-        def __iter__(self) -> Any:
-            for chunk in self._response.stream:
-                out = self._translator.feed(chunk)
-                if out:
-                    yield out
-            tail = self._translator.close()
-            if tail:
-                yield tail
-
-        async def __aiter__(self) -> Any:
-            async for chunk in self._response.stream:
-                out = self._translator.feed(chunk)
-                if out:
-                    yield out
-            tail = self._translator.close()
-            if tail:
-                yield tail
-
-        def close(self) -> None:
-            self._response.close()
-
-        async def aclose(self) -> None:
-            await self._response.aclose()
-
-    _STREAM_CLASSES[library] = TranslatedStream
-    return TranslatedStream
-
-
-_STREAM_CLASSES: dict[str, type] = {}

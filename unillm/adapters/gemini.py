@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import struct
 import time
 from typing import Any
@@ -379,8 +380,8 @@ def translate_error(status: int, payload: dict[str, Any]) -> tuple[int, bytes]:
     return status, openai_error(status, f"gemini: {message}", kind=kind, code=code)
 
 
-# Anything but a plain text chunk takes the decoding path.
-_SLOW_PATH_MARKERS = (b'"functionCall"', b'"finishReason"', b'"error"', b'"thought"', b'"promptFeedback"')
+# Anything but a plain text chunk takes the decoding path (one regex scan instead of five `in`s).
+_SLOW_PATH_MARKERS = re.compile(rb'"(?:functionCall|finishReason|error|thought|promptFeedback)"')
 
 
 def _usage_of_chunk(raw: Any) -> Usage:
@@ -420,7 +421,7 @@ class GenerateContentStreamTranslator:
     def _on_event(self, data: bytes) -> bytes:
         if self.failed:
             return b""
-        if self.started and not any(marker in data for marker in _SLOW_PATH_MARKERS):
+        if self.started and _SLOW_PATH_MARKERS.search(data) is None:
             # A plain text chunk: copy its text literal; keep the bytes for the usage at the end.
             literal = TEXT_LITERAL.search(data)
             if literal is not None and data.count(b'"text"') == 1:

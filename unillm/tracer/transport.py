@@ -119,10 +119,32 @@ def _address(url: Any) -> str:
     return netloc.decode("ascii", "replace") if isinstance(netloc, bytes) else str(netloc)
 
 
-def tap_response(attempt: AttemptRecord, response: Any, is_async: bool) -> None:
+class _TranslatingTap:
+    """A provider's stream translated to OpenAI wire and tapped in one step (one generator, not two)."""
+
+    __slots__ = ("_tap", "_translator")
+
+    def __init__(self, translator: Any, tap: Any) -> None:
+        self._translator = translator
+        self._tap = tap
+
+    def feed(self, chunk: bytes) -> bytes:
+        translated = self._translator.feed(chunk)
+        return self._tap.feed(translated) if translated else b""
+
+    def finish(self) -> bytes:
+        tail = self._translator.close()
+        return (self._tap.feed(tail) if tail else b"") + self._tap.finish()
+
+
+def tap_response(attempt: AttemptRecord, response: Any, is_async: bool, translator: Any = None) -> None:
+    """Record `response` as `attempt` while the SDK reads it; `translator` first turns a
+    provider's stream into OpenAI wire (adapters.dispatch)."""
     try:
         attempt.http_status = response.status_code
-        tap = tap_for(attempt, response.status_code, response.headers.get("content-type", ""))
+        tap: Any = tap_for(attempt, response.status_code, response.headers.get("content-type", ""))
+        if translator is not None:
+            tap = _TranslatingTap(translator, tap)
         content = response.__dict__.get("_content")
         if content is not None:  # already read by the transport (e.g. MockTransport(content=...))
             passed_on = tap.feed(content) + tap.finish()
