@@ -35,6 +35,7 @@ from unillm.adapters.base import (
     Translation,
     UnsupportedFeature,
     openai_error,
+    openai_usage,
     sse,
 )
 from unillm.adapters.sse import SSEDecoder
@@ -290,17 +291,6 @@ def usage_of(raw: dict[str, Any]) -> Usage:
         cache_write_tokens=cache_write,
         raw=raw,
     )
-
-
-def openai_usage(usage: Usage) -> dict[str, Any]:
-    prompt = usage.input_tokens or 0
-    completion = usage.output_tokens or 0
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens or 0},
-    }
 
 
 def to_chat_completion(message: dict[str, Any]) -> tuple[dict[str, Any], Usage]:

@@ -88,6 +88,21 @@ def openai_error(status: int, message: str, *, kind: str, code: str | None = Non
     return json.dumps({"error": {"message": message, "type": kind, "param": param, "code": code}}).encode()
 
 
+def openai_usage(usage: Usage) -> dict[str, Any]:
+    """Normalised usage as the OpenAI wire says it (input includes cached, output includes reasoning)."""
+    prompt = usage.input_tokens or 0
+    completion = usage.output_tokens or 0
+    wire: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens or 0},
+    }
+    if usage.reasoning_tokens is not None:
+        wire["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
+    return wire
+
+
 def sse(payload: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
 

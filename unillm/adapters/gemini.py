@@ -40,6 +40,7 @@ from unillm.adapters.base import (
     Translation,
     UnsupportedFeature,
     openai_error,
+    openai_usage,
     sse,
 )
 from unillm.adapters.sse import SSEDecoder
@@ -285,18 +286,6 @@ def usage_of(metadata: dict[str, Any] | None) -> Usage:
         reasoning_tokens=thoughts,
         raw=metadata,
     )
-
-
-def openai_usage(usage: Usage) -> dict[str, Any]:
-    prompt = usage.input_tokens or 0
-    completion = usage.output_tokens or 0
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens or 0},
-        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens or 0},
-    }
 
 
 def _answer_parts(candidate: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
