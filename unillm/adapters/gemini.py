@@ -397,7 +397,10 @@ class GenerateContentStreamTranslator:
         self.failed = False
 
     def feed(self, chunk: bytes) -> bytes:
-        return b"".join(self._on_event(data) for _, data in self.decoder.feed(chunk))
+        events = self.decoder.feed(chunk)
+        if len(events) == 1:  # one event per chunk, the usual case: no join
+            return self._on_event(events[0][1])
+        return b"".join(self._on_event(data) for _, data in events)
 
     def close(self) -> bytes:
         out = b"".join(self._on_event(data) for _, data in self.decoder.close())

@@ -21,9 +21,9 @@ class SSEDecoder:
             if chunk.endswith(b"\n\n") and chunk.count(b"\n\n") == 1 and b"\r" not in chunk:
                 event = _parse_simple(chunk[:-2])
                 return [event] if event is not None else []
-            if chunk.endswith(b"\r\n\r\n") and chunk.count(b"\r\n\r\n") == 1 and chunk.count(b"\r") == 2:
-                event = _parse_simple(chunk[:-4])
-                return [event] if event is not None else []
+            if chunk.endswith(b"\r\n\r\n") and chunk.startswith(b"data: ") and chunk.count(b"\r") == 2:
+                if b"\n" not in chunk[:-4]:  # a single data line, CRLF-framed (Gemini)
+                    return [("message", chunk[6:-4])]
         buffer = self._buffer + chunk
         events = []
         start = 0
