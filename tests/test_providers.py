@@ -653,3 +653,18 @@ def test_openai_wire_provider_error_mid_stream(compat: Provider) -> None:
         list(client.chat.completions.create(model=compat.model, messages=ask(), stream=True))
     [row] = rows("select status from calls")
     assert row["status"] == "interrupted"
+
+
+def test_pass_through_to_a_configured_provider_address_is_named_after_it(log_path, monkeypatch) -> None:
+    from unillm.testing import FakeOpenAI
+
+    monkeypatch.chdir(log_path.parent.parent)
+    with FakeOpenAI() as fake:
+        unillm.patch(log=str(log_path), providers={"local": {"wire": "openai", "base_url": fake.base_url}})
+        try:
+            client = openai.OpenAI(api_key=TEST_KEY, base_url=fake.base_url, max_retries=0)  # the app's own URL
+            client.chat.completions.create(model="llama-3.1-8b", messages=ask())
+            [row] = rows("select provider from calls")
+        finally:
+            unillm.unpatch()
+    assert row["provider"] == "local"

@@ -64,7 +64,10 @@ def start(config: str | os.PathLike[str] | Mapping[str, Any] | None, **overrides
         if _session is not None:
             _session.recorder.close()
         _session = Session(settings)
+        from unillm.adapters.registry import use_configured_providers
         from unillm.adapters.targets import TargetResolver
+
+        use_configured_providers(settings.providers)
 
         shim.install(
             _session.on_call_finished,
@@ -117,6 +120,9 @@ def stop() -> None:
 
     with _lock:
         shim.uninstall()
+        from unillm.adapters.registry import use_configured_providers
+
+        use_configured_providers({})
         if _session is not None:
             _session.recorder.close()
             _session = None

@@ -47,10 +47,26 @@ _HOST_SUFFIXES: tuple[tuple[str, str], ...] = (
 )
 
 
+# Addresses of providers declared or moved in config ([providers.x] base_url): a pass-through call
+# to such an address is named after the config entry, not after its host.
+_configured_addresses: dict[str, str] = {}
+
+
+def use_configured_providers(providers: Mapping[str, Any]) -> None:
+    _configured_addresses.clear()
+    for name, entry in providers.items():
+        base_url = getattr(entry, "base_url", None)
+        if base_url:
+            _configured_addresses.setdefault(_address_of(base_url), name)
+    provider_for_host.cache_clear()
+
+
 @lru_cache(maxsize=256)
 def provider_for_host(address: str) -> str:
     """Name the provider behind `host` or `host:port`; unknown addresses are 'openai_compatible'."""
     address = address.lower()
+    if address in _configured_addresses:
+        return _configured_addresses[address]
     for spec in BUILTIN_PROVIDERS:
         if spec.base_url and _address_of(spec.base_url) == address:
             return spec.name
