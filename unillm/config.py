@@ -48,6 +48,18 @@ class ProviderConfig(BaseModel):
     key_env: str | None = Field(default=None, description="Environment variable holding the key.")
 
 
+class RouteConfig(BaseModel):
+    """A route in `[routes.<model name>]`: ordered targets and how hard to try each."""
+
+    model_config = ConfigDict(extra="forbid")
+    targets: list[str] = Field(min_length=1, description='"provider/model" targets, tried in order.')
+    strategy: Literal["fallback"] = Field(default="fallback", description="How targets are chosen.")
+    retries: int = Field(default=1, ge=0, le=10, description="More tries per target on retryable failures.")
+    backoff: float = Field(default=0.25, ge=0, le=60, description="Seconds before the first retry.")
+    max_backoff: float = Field(default=8.0, ge=0, le=300, description="Longest wait between tries.")
+    retry_after_cap: float = Field(default=10.0, ge=0, le=300, description="Longest Retry-After honoured.")
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -58,8 +70,9 @@ class Settings(BaseModel):
     stream_usage: bool = Field(default=True, description="Ask providers for usage on streams the app did not.")
     prices: dict[str, PriceConfig] = Field(default_factory=dict, description="Price overrides per model.")
     providers: dict[str, ProviderConfig] = Field(default_factory=dict, description="Provider overrides and additions.")
-    routes: dict[str, str] = Field(
-        default_factory=dict, description='Model name the app uses → "provider/model" unillm sends it to.'
+    routes: dict[str, str | RouteConfig] = Field(
+        default_factory=dict,
+        description='Model name the app uses → "provider/model", or a table with ordered targets.',
     )
 
     def log_path(self) -> Path:
@@ -134,8 +147,16 @@ def _section(path: Path) -> dict[str, Any]:
     return data
 
 
+_UNION_BRANCHES = {"str", "RouteConfig"}  # pydantic names the branch of a `str | RouteConfig` in loc
+
+
+def _relevant(error: Mapping[str, Any]) -> bool:
+    """Drop the complaint of the union branch the user obviously did not mean (a table is not a str)."""
+    return not ("str" in error["loc"] and isinstance(error.get("input"), dict))
+
+
 def _describe(error: Mapping[str, Any]) -> str:
-    key = ".".join(str(part) for part in error["loc"])
+    key = ".".join(str(part) for part in error["loc"] if part not in _UNION_BRANCHES)
     if error["type"] == "extra_forbidden":
         return f"key '{key}' is not a unillm setting (known: {', '.join(Settings.model_fields)})"
     return f"key '{key}': {error['msg'].lower()}, got {error.get('input')!r}"
@@ -163,5 +184,5 @@ def load_settings(config: str | os.PathLike[str] | Mapping[str, Any] | None = No
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(_describe(e) for e in exc.errors())
+        problems = "; ".join(_describe(e) for e in exc.errors() if _relevant(e))
         raise ConfigError(f"{source}: {problems}") from None

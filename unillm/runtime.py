@@ -88,13 +88,14 @@ def _check_providers(settings: Settings) -> None:
             resolve_provider(name, settings.providers)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-    for alias, target in settings.routes.items():
-        prefix, _, model = target.partition("/")
-        if not model or resolve_provider(prefix, settings.providers) is None:
-            raise ConfigError(
-                f'routes.{alias} = {target!r}: expected "provider/model" with a known provider '
-                "(built in, or declared in [providers.<name>])"
-            )
+    for alias, route in settings.routes.items():
+        for target in [route] if isinstance(route, str) else route.targets:
+            prefix, _, model = target.partition("/")
+            if not model or resolve_provider(prefix, settings.providers) is None:
+                raise ConfigError(
+                    f'routes.{alias}: {target!r} is not "provider/model" with a known provider '
+                    "(built in, or declared in [providers.<name>])"
+                )
 
 
 def _import_httpx2_now_if_the_sdk_peeks_at_it() -> None:

@@ -67,7 +67,12 @@ def _open_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> CallRecord | No
     model = body.get("model")
     call = CallRecord(endpoint, model, stream, current_tags(), on_finish)
     if _hooks.resolve_target is not None and isinstance(model, str):
-        call.target = _hooks.resolve_target(model)
+        plan = _hooks.resolve_target(model)
+        if plan is not None and plan.targets:
+            call.target = plan.targets[0]
+            if plan.owns_retries:
+                call.plan = plan
+                options.max_retries = 0  # unillm retries and fails over: no second retry loop
     if stream and endpoint != "/responses" and _hooks.ask_stream_usage:
         stream_options = body.get("stream_options") or {}
         if not stream_options.get("include_usage"):

@@ -10,12 +10,15 @@ its own exception class, never as a stray Python exception.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import importlib
 import json
+import time
 from typing import Any
 
 from unillm.adapters.base import Adapter, Target, Translation, UnsupportedFeature, openai_error
+from unillm.routing.policy import Plan, is_retryable
 from unillm.tracer.call import AttemptRecord, CallRecord
 from unillm.tracer.transport import tap_response
 
@@ -62,10 +65,9 @@ class _Dispatch:
         self._inner = inner
         self._call = call
 
-    def _prepare(self, request: Any) -> tuple[AttemptRecord, Translation | None, Any]:
+    def _prepare(self, request: Any, target: Target) -> tuple[AttemptRecord, Translation | None, Any]:
         """(attempt, translation, provider request) — or a ready error response as the last item."""
         call = self._call
-        target: Target = call.target
         http = _library(request)
         attempt = call.new_attempt(_host(target.provider.base_url))
         attempt.provider = target.provider.name
@@ -105,6 +107,7 @@ class _Dispatch:
 
     def _translated(
         self,
+        target: Target,
         http: Any,
         attempt: AttemptRecord,
         translation: Translation,
@@ -113,7 +116,7 @@ class _Dispatch:
         is_async: bool,
     ) -> Any:
         """The tapped OpenAI-wire response for a provider answer (body given: read whole; None: stream)."""
-        adapter = adapter_for(self._call.target.provider.wire)
+        adapter = adapter_for(target.provider.wire)
         headers = {k: v for k in _PASSED_HEADERS if (v := provider_response.headers.get(k)) is not None}
         if body is not None:
             status, content = adapter.translate_response(translation, provider_response.status_code, body)
@@ -136,20 +139,63 @@ def _is_stream(translation: Translation, response: Any) -> bool:
     )
 
 
+def _final_error(http: Any, response: Any, attempts: list[AttemptRecord]) -> Any:
+    """The last failure, its message naming every attempt (the app sees one error, not N)."""
+    try:
+        payload = json.loads(response.content)
+        error = payload["error"]
+    except (ValueError, KeyError, TypeError):
+        return response
+    chain = ", ".join(f"{a.provider}/{a.model} {a.http_status or type(a.transport_error).__name__}" for a in attempts)
+    error["message"] = f"{error.get('message')} (unillm tried {len(attempts)} times: {chain})"
+    headers = {**dict(response.headers), "x-should-retry": "false"}
+    headers.pop("content-length", None)
+    return http.Response(response.status_code, headers=headers, content=json.dumps(payload).encode())
+
+
+def _worth_another_try(response: Any, local_refusal: bool) -> bool:
+    return local_refusal or is_retryable(response.status_code)
+
+
 class SyncDispatchTransport(_Dispatch):
     def handle_request(self, request: Any) -> Any:
-        attempt, translation, outgoing = self._prepare(request)
+        plan = self._call.plan
+        if plan is None:
+            return self._attempt(request, self._call.target)[0]
+        http = _library(request)
+        schedule = list(plan.schedule())
+        for index, (target, try_number) in enumerate(schedule):
+            last = index == len(schedule) - 1
+            try:
+                response, local_refusal = self._attempt(request, target)
+            except Exception:
+                if last:
+                    raise
+                self._pause(plan, schedule, index, try_number, None)
+                continue
+            if last or not _worth_another_try(response, local_refusal):
+                return _final_error(http, response, self._call.attempts) if response.status_code >= 400 else response
+            self._pause(plan, schedule, index, try_number, response.headers)
+        raise AssertionError("a plan has at least one attempt")  # pragma: no cover
+
+    def _pause(self, plan: Plan, schedule: list[tuple[Target, int]], index: int, try_number: int, headers: Any) -> None:
+        if schedule[index + 1][0] is schedule[index][0]:  # same target again: back off; next target: go now
+            time.sleep(plan.wait_before_retry(try_number, headers))
+
+    def _attempt(self, request: Any, target: Target) -> tuple[Any, bool]:
+        """One attempt: (tapped OpenAI-wire response, whether unillm refused it before sending)."""
+        attempt, translation, outgoing = self._prepare(request, target)
         http = _library(request)
         if translation is None:  # unillm's own refusal, already an HTTP answer
             tap_response(attempt, outgoing, is_async=False)
-            return outgoing
+            return outgoing, True
         try:
             response = self._inner.handle_request(outgoing)
             body = None if _is_stream(translation, response) else response.read()
         except BaseException as exc:
             attempt.fail(exc)
             raise
-        return self._translated(http, attempt, translation, response, body, is_async=False)
+        return self._translated(target, http, attempt, translation, response, body, is_async=False), False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -157,18 +203,44 @@ class SyncDispatchTransport(_Dispatch):
 
 class AsyncDispatchTransport(_Dispatch):
     async def handle_async_request(self, request: Any) -> Any:
-        attempt, translation, outgoing = self._prepare(request)
+        plan = self._call.plan
+        if plan is None:
+            return (await self._attempt(request, self._call.target))[0]
+        http = _library(request)
+        schedule = list(plan.schedule())
+        for index, (target, try_number) in enumerate(schedule):
+            last = index == len(schedule) - 1
+            try:
+                response, local_refusal = await self._attempt(request, target)
+            except Exception:
+                if last:
+                    raise
+                await self._pause(plan, schedule, index, try_number, None)
+                continue
+            if last or not _worth_another_try(response, local_refusal):
+                return _final_error(http, response, self._call.attempts) if response.status_code >= 400 else response
+            await self._pause(plan, schedule, index, try_number, response.headers)
+        raise AssertionError("a plan has at least one attempt")  # pragma: no cover
+
+    async def _pause(
+        self, plan: Plan, schedule: list[tuple[Target, int]], index: int, try_number: int, headers: Any
+    ) -> None:
+        if schedule[index + 1][0] is schedule[index][0]:
+            await asyncio.sleep(plan.wait_before_retry(try_number, headers))
+
+    async def _attempt(self, request: Any, target: Target) -> tuple[Any, bool]:
+        attempt, translation, outgoing = self._prepare(request, target)
         http = _library(request)
         if translation is None:
             tap_response(attempt, outgoing, is_async=True)
-            return outgoing
+            return outgoing, True
         try:
             response = await self._inner.handle_async_request(outgoing)
             body = None if _is_stream(translation, response) else await response.aread()
         except BaseException as exc:
             attempt.fail(exc)
             raise
-        return self._translated(http, attempt, translation, response, body, is_async=True)
+        return self._translated(target, http, attempt, translation, response, body, is_async=True), False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

@@ -14,28 +14,46 @@ from typing import Any
 
 from unillm.adapters.base import Target
 from unillm.adapters.registry import resolve_provider
+from unillm.routing.policy import Plan
 
 
 class TargetResolver:
-    def __init__(self, providers: Mapping[str, Any], routes: Mapping[str, str] | None = None) -> None:
+    """Model name → the plan of targets to try (None: not unillm's to route)."""
+
+    def __init__(self, providers: Mapping[str, Any], routes: Mapping[str, Any] | None = None) -> None:
         self._providers = providers
         self._routes = dict(routes or {})
-        self._cache: dict[str, Target | None] = {}
+        self._cache: dict[str, Plan | None] = {}
 
-    def __call__(self, model: str) -> Target | None:
-        model = self._routes.get(model, model)
-        if "/" not in model:
-            return None
+    def __call__(self, model: str) -> Plan | None:
         if model in self._cache:
             return self._cache[model]
-        prefix, _, rest = model.partition("/")
+        route = self._routes.get(model, model)
+        if isinstance(route, str):
+            target = self.target(route)
+            plan = Plan([target], retries=0, owns_retries=False) if target is not None else None
+        else:  # a route table: ordered targets, unillm retries and fails over itself
+            targets = [t for t in (self.target(name) for name in route.targets) if t is not None]
+            plan = Plan(
+                targets,
+                retries=route.retries,
+                backoff=route.backoff,
+                max_backoff=route.max_backoff,
+                retry_after_cap=route.retry_after_cap,
+            )
+        self._cache[model] = plan
+        return plan
+
+    def target(self, name: str) -> Target | None:
+        """`provider/model` → a Target with its key; None when the prefix names no provider."""
+        prefix, _, rest = name.partition("/")
+        if not rest:
+            return None
         spec = resolve_provider(prefix, self._providers)
-        target = None
-        if spec is not None and rest:
-            configured = self._providers.get(prefix)
-            key = configured.api_key if configured is not None and configured.api_key else None
-            if key is None and spec.key_env:
-                key = os.environ.get(spec.key_env) or None
-            target = Target(spec, rest, key)
-        self._cache[model] = target
-        return target
+        if spec is None:
+            return None
+        configured = self._providers.get(prefix)
+        key = configured.api_key if configured is not None and configured.api_key else None
+        if key is None and spec.key_env:
+            key = os.environ.get(spec.key_env) or None
+        return Target(spec, rest, key)

@@ -109,6 +109,7 @@ class CallRecord:
         "exception",
         "finished",
         "target",
+        "plan",
         "_on_finish",
     )
 
@@ -135,6 +136,7 @@ class CallRecord:
         self.exception: BaseException | None = None
         self.finished = False
         self.target: Any = None  # adapters.base.Target when unillm sends this call to a provider
+        self.plan: Any = None  # routing.policy.Plan when unillm retries and fails over itself
         self._on_finish = on_finish
 
     def new_attempt(self, server_address: str) -> AttemptRecord:
