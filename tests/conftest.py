@@ -96,3 +96,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from conformance_table import render
 
     Path(target).write_text(render(_conformance))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_circuit_breakers() -> Iterator[None]:
+    """Breakers are per process by design; each test starts with every circuit closed."""
+    from unillm.routing.breaker import BREAKERS
+
+    BREAKERS.reset()
+    yield
+    BREAKERS.reset()

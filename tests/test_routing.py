@@ -160,3 +160,41 @@ def test_route_table_errors_name_the_key(log_path) -> None:
         unillm.patch(log=str(log_path), routes={"support": {"targets": ["anthropic/x"], "strategy": "cheapest"}})
     with pytest.raises(ConfigError, match=r"routes\.support: 'nowhere/x'"):
         unillm.patch(log=str(log_path), routes={"support": {"targets": ["nowhere/x"]}})
+
+
+def test_circuit_breaker_skips_a_failing_target_then_probes_it_again(log_path, monkeypatch) -> None:
+    from unillm.routing.breaker import BREAKERS
+    from unillm.testing import FakeAnthropic, FakeGemini
+
+    BREAKERS.reset()
+    monkeypatch.chdir(log_path.parent.parent)
+    route = {
+        "targets": ["anthropic/claude-sonnet-4-5", "gemini/gemini-2.5-flash"],
+        "retries": 1,
+        "backoff": 0.0,
+        "breaker_failures": 2,
+        "breaker_cooldown": 0.3,
+    }
+    with FakeAnthropic() as anthropic, FakeGemini() as gemini:
+        unillm.patch(
+            log=str(log_path),
+            providers={
+                "anthropic": {"base_url": anthropic.base_url, "api_key": "k"},
+                "gemini": {"base_url": gemini.base_url, "api_key": "k"},
+            },
+            routes={"breaker-route": route},
+        )
+        try:
+            client = openai.OpenAI(api_key=TEST_KEY, base_url="http://127.0.0.1:9/v1")
+            anthropic.fail_next(count=2, status=503)
+            client.chat.completions.create(model="breaker-route", messages=MESSAGES)  # opens the breaker
+            assert BREAKERS.is_open("anthropic/claude-sonnet-4-5")
+            client.chat.completions.create(model="breaker-route", messages=MESSAGES)  # skips anthropic
+            assert (len(anthropic.requests), len(gemini.requests)) == (2, 2)
+            time.sleep(0.35)
+            client.chat.completions.create(model="breaker-route", messages=MESSAGES)  # probe succeeds
+            assert (len(anthropic.requests), len(gemini.requests)) == (3, 2)
+            assert not BREAKERS.is_open("anthropic/claude-sonnet-4-5")
+        finally:
+            unillm.unpatch()
+            BREAKERS.reset()

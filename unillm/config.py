@@ -58,6 +58,8 @@ class RouteConfig(BaseModel):
     backoff: float = Field(default=0.25, ge=0, le=60, description="Seconds before the first retry.")
     max_backoff: float = Field(default=8.0, ge=0, le=300, description="Longest wait between tries.")
     retry_after_cap: float = Field(default=10.0, ge=0, le=300, description="Longest Retry-After honoured.")
+    breaker_failures: int = Field(default=5, ge=1, le=1000, description="Failures in a row that open a breaker.")
+    breaker_cooldown: float = Field(default=10.0, gt=0, le=3600, description="Seconds before an open breaker probes.")
 
 
 class Settings(BaseModel):

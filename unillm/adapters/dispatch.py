@@ -169,10 +169,13 @@ class SyncDispatchTransport(_Dispatch):
             try:
                 response, local_refusal = self._attempt(request, target)
             except Exception:
+                plan.record(target, ok=False)
                 if last:
                     raise
                 self._pause(plan, schedule, index, try_number, None)
                 continue
+            if not local_refusal:  # the breaker judges the provider, not unillm's own refusals
+                plan.record(target, ok=not is_retryable(response.status_code))
             if last or not _worth_another_try(response, local_refusal):
                 return _final_error(http, response, self._call.attempts) if response.status_code >= 400 else response
             self._pause(plan, schedule, index, try_number, response.headers)
@@ -213,10 +216,13 @@ class AsyncDispatchTransport(_Dispatch):
             try:
                 response, local_refusal = await self._attempt(request, target)
             except Exception:
+                plan.record(target, ok=False)
                 if last:
                     raise
                 await self._pause(plan, schedule, index, try_number, None)
                 continue
+            if not local_refusal:  # the breaker judges the provider, not unillm's own refusals
+                plan.record(target, ok=not is_retryable(response.status_code))
             if last or not _worth_another_try(response, local_refusal):
                 return _final_error(http, response, self._call.attempts) if response.status_code >= 400 else response
             await self._pause(plan, schedule, index, try_number, response.headers)

@@ -40,6 +40,8 @@ class TargetResolver:
                 backoff=route.backoff,
                 max_backoff=route.max_backoff,
                 retry_after_cap=route.retry_after_cap,
+                breaker_failures=route.breaker_failures,
+                breaker_cooldown=route.breaker_cooldown,
             )
         self._cache[model] = plan
         return plan

@@ -29,13 +29,34 @@ class Plan:
     max_backoff: float = 8.0
     retry_after_cap: float = 10.0  # never wait longer than this for a provider's Retry-After
     owns_retries: bool = True  # False: one target, the SDK's own retry loop does the retrying
+    breaker_failures: int = 5  # consecutive retryable failures that open a target's breaker
+    breaker_cooldown: float = 10.0  # seconds an open breaker waits before letting one probe through
+    breaker_max_cooldown: float = 300.0
     _rng: random.Random = field(default_factory=random.Random, repr=False)
 
     def schedule(self) -> Iterator[tuple[Any, int]]:
-        """(target, try number on that target) for every attempt the plan allows."""
-        for target in self.targets:
+        """(target, try number on that target) for every attempt the plan allows.
+
+        Targets whose circuit breaker is open are left out, unless every one is: then all are
+        tried, since failing without trying helps nobody.
+        """
+        from unillm.routing.breaker import BREAKERS
+
+        allowed = [t for t in self.targets if BREAKERS.allow(breaker_key(t), self.breaker_cooldown)]
+        for target in allowed or self.targets:
             for attempt in range(self.retries + 1):
                 yield target, attempt
+
+    def record(self, target: Any, ok: bool) -> None:
+        from unillm.routing.breaker import BREAKERS
+
+        BREAKERS.record(
+            breaker_key(target),
+            ok,
+            failures=self.breaker_failures,
+            cooldown=self.breaker_cooldown,
+            max_cooldown=self.breaker_max_cooldown,
+        )
 
     @property
     def attempts(self) -> int:
@@ -48,6 +69,10 @@ class Plan:
             return min(retry_after, self.retry_after_cap)
         ceiling = min(self.max_backoff, self.backoff * 2**try_number)
         return ceiling * (0.5 + 0.5 * self._rng.random())  # jitter: spread out synchronized clients
+
+
+def breaker_key(target: Any) -> str:
+    return f"{target.provider.name}/{target.model}"
 
 
 def _retry_after(headers: Any) -> float | None:
