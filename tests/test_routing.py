@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -198,3 +199,41 @@ def test_circuit_breaker_skips_a_failing_target_then_probes_it_again(log_path, m
         finally:
             unillm.unpatch()
             BREAKERS.reset()
+
+
+def test_doctor_shows_routes_keys_and_whether_providers_answer(tmp_path, monkeypatch) -> None:
+    import subprocess
+    import sys
+
+    from unillm.testing import FakeAnthropic, FakeGemini
+
+    secret = "sk-ant-doctor-SECRET-123456"
+    with FakeAnthropic() as anthropic, FakeGemini() as gemini:
+        (tmp_path / "unillm.toml").write_text(
+            f'log = "{tmp_path / "calls.duckdb"}"\n'
+            "[routes.support]\n"
+            'targets = ["anthropic/claude-sonnet-4-5", "gemini/gemini-2.5-flash", "mistral/mistral-large-latest"]\n'
+            "[providers.anthropic]\n"
+            f'base_url = "{anthropic.base_url}"\n'
+            'api_key = "${DOCTOR_TEST_KEY}"\n'
+            "[providers.gemini]\n"
+            f'base_url = "{gemini.base_url}"\n'
+            'api_key = "gemini-key"\n'
+        )
+        env = {**os.environ, "DOCTOR_TEST_KEY": secret}
+        env.pop("MISTRAL_API_KEY", None)
+        out = subprocess.run(
+            [sys.executable, "-m", "unillm", "doctor"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=60,
+        )
+    assert out.returncode == 0, out.stderr
+    lines = {line.split("│")[1].strip(): line for line in out.stdout.splitlines() if line.count("│") > 3}
+    assert "set in config" in lines["anthropic"] and "ok" in lines["anthropic"]
+    assert "ok" in lines["gemini"]
+    assert "missing: set MISTRAL_API_KEY" in lines["mistral"]
+    assert "anthropic/claude-sonnet-4-5 → gemini/gemini-2.5-flash" in out.stdout
+    assert secret not in out.stdout and "gemini-key" not in out.stdout

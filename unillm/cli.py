@@ -117,6 +117,32 @@ def fold(log: str | None) -> None:
 
 
 @main.command()
+@click.option("--no-probe", is_flag=True, help="Do not contact the providers.")
+def doctor(no_probe: bool) -> None:
+    """Show the config, the call log, the routes, and whether each provider's key is set and its API answers."""
+    from rich.console import Console
+
+    from unillm.config import ConfigError
+    from unillm.doctor import report
+
+    try:
+        facts = report(probe=not no_probe)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    console = Console()
+    console.print(f"config: {facts['config']}")
+    state = "exists" if facts["log_exists"] else "not created yet"
+    console.print(f"call log: {facts['log']} ({state}; {facts['spool_backlog']} spool segments waiting)")
+    if facts["routes"]:
+        print_table(
+            ["route", "targets"], [(alias, " → ".join(t)) for alias, t in facts["routes"].items()], title="Routes"
+        )
+    if facts["providers"]:
+        rows = [(p.name, p.wire, p.base_url, p.key, p.answer) for p in facts["providers"]]
+        print_table(["provider", "wire", "base URL", "key", "answers"], rows, title="Providers")
+
+
+@main.command()
 def where() -> None:
     """Print where the call log and its spool folder are."""
     location = _location(None)
