@@ -34,6 +34,8 @@ from unillm.adapters.base import (
     Target,
     Translation,
     UnsupportedFeature,
+    append_turn,
+    check_parameters,
     openai_error,
     openai_usage,
     sse,
@@ -55,7 +57,7 @@ FINISH_REASONS = {
 }
 
 _DROPPED = {"seed", "logit_bias", "service_tier", "store", "metadata", "prediction", "modalities", "stream_options"}
-_REJECTED = {"logprobs": "logprobs", "top_logprobs": "logprobs", "audio": "audio output"}
+_REJECTED = {"logprobs": "has no logprobs", "top_logprobs": "has no logprobs", "audio": "has no audio output"}
 _KNOWN = {
     "model",
     "messages",
@@ -114,12 +116,7 @@ class AnthropicAdapter:
 
 
 def to_messages_request(body: dict[str, Any], model: str) -> dict[str, Any]:
-    for key in body:
-        if key not in _KNOWN:
-            raise UnsupportedFeature(f"anthropic: unillm does not translate the parameter {key!r}")
-    for key, feature in _REJECTED.items():
-        if body.get(key):
-            raise UnsupportedFeature(f"anthropic does not support {feature} (parameter {key!r})")
+    check_parameters(body, "anthropic", _KNOWN, _REJECTED)
     if (body.get("n") or 1) > 1:
         raise UnsupportedFeature("anthropic returns one choice per request: n > 1 is not supported")
     for penalty in ("presence_penalty", "frequency_penalty"):
@@ -198,12 +195,7 @@ def _convert_messages(messages: list[dict[str, Any]]) -> tuple[list[dict[str, An
     turns: list[dict[str, Any]] = []
 
     def add(role: str, blocks: list[dict[str, Any]]) -> None:
-        if not blocks:
-            return
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
+        append_turn(turns, role, blocks, "content")
 
     for message in messages:
         role = message.get("role")

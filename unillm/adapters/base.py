@@ -88,6 +88,28 @@ def openai_error(status: int, message: str, *, kind: str, code: str | None = Non
     return json.dumps({"error": {"message": message, "type": kind, "param": param, "code": code}}).encode()
 
 
+def check_parameters(body: dict[str, Any], provider: str, known: set[str], refused: dict[str, str]) -> None:
+    """Refuse a request naming a parameter unillm does not translate for `provider`, or one the
+    provider cannot honour (`refused`: parameter → why), before anything is sent."""
+    for key in body:
+        if key not in known:
+            raise UnsupportedFeature(f"{provider}: unillm does not translate the parameter {key!r}")
+    for key, why in refused.items():
+        if body.get(key):
+            raise UnsupportedFeature(f"{provider}: {why} (parameter {key!r})")
+
+
+def append_turn(turns: list[dict[str, Any]], role: str, items: list[dict[str, Any]], field: str) -> None:
+    """Add `items` as a turn of `role`, merged into the previous turn when that has the same role
+    (providers with strict user/assistant alternation want one turn per role change)."""
+    if not items:
+        return
+    if turns and turns[-1]["role"] == role:
+        turns[-1][field].extend(items)
+    else:
+        turns.append({"role": role, field: items})
+
+
 def openai_usage(usage: Usage) -> dict[str, Any]:
     """Normalised usage as the OpenAI wire says it (input includes cached, output includes reasoning)."""
     prompt = usage.input_tokens or 0

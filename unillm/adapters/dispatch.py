@@ -64,6 +64,7 @@ class _Dispatch:
     def __init__(self, inner: Any, call: CallRecord) -> None:
         self._inner = inner
         self._call = call
+        self._body: dict[str, Any] | None = None  # the SDK's request, parsed once for every attempt
 
     def _prepare(self, request: Any, target: Target) -> tuple[AttemptRecord, Translation | None, Any]:
         """(attempt, translation, provider request) — or a ready error response as the last item."""
@@ -72,7 +73,9 @@ class _Dispatch:
         attempt = call.new_attempt(_host(target.provider.base_url))
         attempt.provider = target.provider.name
         attempt.model = target.model
-        body = json.loads(request.content or b"{}")
+        if self._body is None:
+            self._body = json.loads(request.content or b"{}")
+        body = self._body
         stream_options = body.get("stream_options") or {}
         translation = Translation(
             endpoint=call.endpoint,
@@ -153,8 +156,42 @@ def _final_error(http: Any, response: Any, attempts: list[AttemptRecord]) -> Any
     return http.Response(response.status_code, headers=headers, content=json.dumps(payload).encode())
 
 
-def _worth_another_try(response: Any, local_refusal: bool) -> bool:
-    return local_refusal or is_retryable(response.status_code)
+# The routing decisions, shared by the sync and async transports (which only differ in how they wait).
+Schedule = list[tuple[Target, int]]
+
+
+def _wait_before(plan: Plan, schedule: Schedule, index: int, headers: Any) -> float:
+    """Seconds before attempt `index + 1`: back off on the same target, go at once to the next one."""
+    target, try_number = schedule[index]
+    return plan.wait_before_retry(try_number, headers) if schedule[index + 1][0] is target else 0.0
+
+
+def _after_failure(plan: Plan, schedule: Schedule, index: int) -> float | None:
+    """Attempt `index` raised (connection, timeout): seconds to wait, or None when it was the last."""
+    plan.record(schedule[index][0], ok=False)
+    if index == len(schedule) - 1:
+        return None
+    return _wait_before(plan, schedule, index, None)
+
+
+def _after_answer(
+    plan: Plan,
+    schedule: Schedule,
+    index: int,
+    response: Any,
+    refused: bool,
+    http: Any,
+    attempts: list[AttemptRecord],
+) -> tuple[Any, float]:
+    """Attempt `index` answered: (what the app gets, or None to try again; seconds to wait first).
+    `refused`: unillm answered itself before sending (no key, unsupported parameter)."""
+    retryable = is_retryable(response.status_code)
+    if not refused:  # the breaker judges the provider, not unillm's own refusals
+        plan.record(schedule[index][0], ok=not retryable)
+    if index == len(schedule) - 1 or not (refused or retryable):
+        final = _final_error(http, response, attempts) if response.status_code >= 400 else response
+        return final, 0.0
+    return None, _wait_before(plan, schedule, index, response.headers)
 
 
 class SyncDispatchTransport(_Dispatch):
@@ -164,26 +201,20 @@ class SyncDispatchTransport(_Dispatch):
             return self._attempt(request, self._call.target)[0]
         http = _library(request)
         schedule = list(plan.schedule())
-        for index, (target, try_number) in enumerate(schedule):
-            last = index == len(schedule) - 1
+        for index, (target, _) in enumerate(schedule):
             try:
-                response, local_refusal = self._attempt(request, target)
+                response, refused = self._attempt(request, target)
             except Exception:
-                plan.record(target, ok=False)
-                if last:
+                wait = _after_failure(plan, schedule, index)
+                if wait is None:
                     raise
-                self._pause(plan, schedule, index, try_number, None)
-                continue
-            if not local_refusal:  # the breaker judges the provider, not unillm's own refusals
-                plan.record(target, ok=not is_retryable(response.status_code))
-            if last or not _worth_another_try(response, local_refusal):
-                return _final_error(http, response, self._call.attempts) if response.status_code >= 400 else response
-            self._pause(plan, schedule, index, try_number, response.headers)
+            else:
+                final, wait = _after_answer(plan, schedule, index, response, refused, http, self._call.attempts)
+                if final is not None:
+                    return final
+            if wait:
+                time.sleep(wait)
         raise AssertionError("a plan has at least one attempt")  # pragma: no cover
-
-    def _pause(self, plan: Plan, schedule: list[tuple[Target, int]], index: int, try_number: int, headers: Any) -> None:
-        if schedule[index + 1][0] is schedule[index][0]:  # same target again: back off; next target: go now
-            time.sleep(plan.wait_before_retry(try_number, headers))
 
     def _attempt(self, request: Any, target: Target) -> tuple[Any, bool]:
         """One attempt: (tapped OpenAI-wire response, whether unillm refused it before sending)."""
@@ -211,28 +242,20 @@ class AsyncDispatchTransport(_Dispatch):
             return (await self._attempt(request, self._call.target))[0]
         http = _library(request)
         schedule = list(plan.schedule())
-        for index, (target, try_number) in enumerate(schedule):
-            last = index == len(schedule) - 1
+        for index, (target, _) in enumerate(schedule):
             try:
-                response, local_refusal = await self._attempt(request, target)
+                response, refused = await self._attempt(request, target)
             except Exception:
-                plan.record(target, ok=False)
-                if last:
+                wait = _after_failure(plan, schedule, index)
+                if wait is None:
                     raise
-                await self._pause(plan, schedule, index, try_number, None)
-                continue
-            if not local_refusal:  # the breaker judges the provider, not unillm's own refusals
-                plan.record(target, ok=not is_retryable(response.status_code))
-            if last or not _worth_another_try(response, local_refusal):
-                return _final_error(http, response, self._call.attempts) if response.status_code >= 400 else response
-            await self._pause(plan, schedule, index, try_number, response.headers)
+            else:
+                final, wait = _after_answer(plan, schedule, index, response, refused, http, self._call.attempts)
+                if final is not None:
+                    return final
+            if wait:
+                await asyncio.sleep(wait)
         raise AssertionError("a plan has at least one attempt")  # pragma: no cover
-
-    async def _pause(
-        self, plan: Plan, schedule: list[tuple[Target, int]], index: int, try_number: int, headers: Any
-    ) -> None:
-        if schedule[index + 1][0] is schedule[index][0]:
-            await asyncio.sleep(plan.wait_before_retry(try_number, headers))
 
     async def _attempt(self, request: Any, target: Target) -> tuple[Any, bool]:
         attempt, translation, outgoing = self._prepare(request, target)

@@ -39,6 +39,8 @@ from unillm.adapters.base import (
     Target,
     Translation,
     UnsupportedFeature,
+    append_turn,
+    check_parameters,
     openai_error,
     openai_usage,
     sse,
@@ -49,7 +51,12 @@ from unillm.tracer.answer import Usage
 _FILTERED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"}
 _THINKING_BUDGET = {"minimal": 0, "low": 1024, "medium": 8192, "high": 24576}
 _DROPPED = {"parallel_tool_calls", "user", "stream_options", "store", "metadata", "service_tier"}
-_REJECTED = {"logprobs": "logprobs", "top_logprobs": "logprobs", "logit_bias": "logit_bias", "audio": "audio output"}
+_REJECTED = {
+    "logprobs": "unillm does not translate logprobs",
+    "top_logprobs": "unillm does not translate logprobs",
+    "logit_bias": "has no logit_bias",
+    "audio": "unillm does not translate audio output",
+}
 _CHAT_KEYS = {
     "model",
     "messages",
@@ -126,12 +133,7 @@ class GeminiAdapter:
 
 # -- requests --------------------------------------------------------------------------------
 def to_generate_content_request(body: dict[str, Any]) -> dict[str, Any]:
-    for key in body:
-        if key not in _CHAT_KEYS:
-            raise UnsupportedFeature(f"gemini: unillm does not translate the parameter {key!r}")
-    for key, feature in _REJECTED.items():
-        if body.get(key):
-            raise UnsupportedFeature(f"gemini: unillm does not translate {feature} (parameter {key!r})")
+    check_parameters(body, "gemini", _CHAT_KEYS, _REJECTED)
     system, contents = _convert_messages(body.get("messages") or [])
     request: dict[str, Any] = {"contents": contents}
     if system:
@@ -222,12 +224,7 @@ def _convert_messages(messages: list[dict[str, Any]]) -> tuple[list[dict[str, An
     call_names: dict[str, str] = {}
 
     def add(role: str, parts: list[dict[str, Any]]) -> None:
-        if not parts:
-            return
-        if contents and contents[-1]["role"] == role:
-            contents[-1]["parts"].extend(parts)
-        else:
-            contents.append({"role": role, "parts": parts})
+        append_turn(contents, role, parts, "parts")
 
     for message in messages:
         role = message.get("role")
