@@ -8,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from unillm.tracer.schema import MIGRATIONS, TABLE_KEYS, TABLES  # noqa: E402
+from unillm.tracer.schema import MIGRATIONS, TABLE_KEYS, TABLES, VIEWS  # noqa: E402
 
 
 def render() -> str:
@@ -18,7 +18,8 @@ def render() -> str:
         "Generated from `unillm/tracer/schema.py` by `python scripts/gen_schema_doc.py`.",
         "",
         "The call log is a DuckDB database (`calls.duckdb`) plus a spool folder of recent rows;",
-        "`unillm sql` and `unillm.sql()` show both through the views `calls` and `attempts`.",
+        "`unillm sql` and `unillm.sql()` show both through views named after the tables below,",
+        "plus the derived views listed after them.",
         "Times are UTC; durations are milliseconds; costs are US dollars.",
         "",
     ]
@@ -33,6 +34,8 @@ def render() -> str:
         ]
         lines += [f"| `{c.name}` | `{c.sql_type}` | {c.meaning} |" for c in columns]
         lines.append("")
+    for name, view in VIEWS.items():
+        lines += [f"## View `{name}`", "", view.meaning, "", "```sql", view.select, "```", ""]
     lines += ["## Migrations", "", "Applied in order, once per log file, recorded in `_unillm_migrations`:", ""]
     lines += [f"- `{m.name}`" for m in MIGRATIONS]
     return "\n".join(lines) + "\n"

@@ -123,13 +123,21 @@ def test_migrations_produce_exactly_the_schema_tables() -> None:
         want = con.execute(f"SELECT column_name, column_type FROM (DESCRIBE expected_{table})").fetchall()
         assert got == want, table
     assert set(schema.TABLE_KEYS) == set(schema.TABLES)
+    # The migrated views have the columns (and types) of their current definitions.
+    for name, view in schema.VIEWS.items():
+        got = con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {name})").fetchall()
+        want = con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {view.select})").fetchall()
+        assert got == want, name
 
 
-def test_migration_0001_is_frozen_literal_sql() -> None:
-    first = schema.MIGRATIONS[0]
+def test_migrations_are_frozen_literal_sql() -> None:
+    first, routing = schema.MIGRATIONS[:2]
     assert first.name == "0001_calls_and_attempts"
     assert first.statements[0].startswith("CREATE TABLE IF NOT EXISTS calls (\n  call_id VARCHAR,")
     assert "unillm_version VARCHAR\n)" in first.statements[0]
+    assert routing.name == "0002_routing"
+    assert routing.statements[0] == "ALTER TABLE calls ADD COLUMN IF NOT EXISTS route VARCHAR"
+    assert routing.statements[-1].startswith("CREATE OR REPLACE VIEW failovers AS SELECT\n  c.call_id,")
 
 
 # ------------------------------------------------------------------------------------ spool
@@ -518,10 +526,65 @@ def test_stale_tmp_files_are_swept(loc: LogLocation) -> None:
     assert not old.exists() and new.exists()
 
 
-def test_older_log_is_migrated_on_open(loc: LogLocation, monkeypatch: pytest.MonkeyPatch) -> None:
+# Columns added by 0002_routing: a log (and segments) written by 0.1-era releases lack them.
+_ROUTING_COLUMNS = {"route", "strategy", "route_reason", "reason", "wait_ms", "breaker_state"}
+
+
+def as_of_0001(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make this process behave like a release that only knew migration 0001."""
     monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])
-    spool.write_segment(loc.spool_dir, "calls", [call("old")])
+    monkeypatch.setattr(
+        schema,
+        "TABLES",
+        {t: tuple(c for c in schema.TABLES[t] if c.name not in _ROUTING_COLUMNS) for t in ("calls", "attempts")},
+    )
+    monkeypatch.setattr(schema, "VIEWS", {})
+
+
+def test_older_log_is_migrated_on_open(loc: LogLocation, monkeypatch: pytest.MonkeyPatch) -> None:
+    tables, migrations, views = schema.TABLES, schema.MIGRATIONS, schema.VIEWS
+    as_of_0001(monkeypatch)
+    spool.write_segment(loc.spool_dir, "calls", [call("old", attempts=2)])
+    spool.write_segment(loc.spool_dir, "attempts", [{"call_id": "old", "attempt": a} for a in (1, 2)])
     assert store.fold(loc).migrations == ("0001_calls_and_attempts",)
+    # The old release leaves segments of its own format behind, without the new keys.
+    spool.write_segment(loc.spool_dir, "calls", [call("old-spool")])
+
+    # This release: 0002_routing adds columns, a table and a view.
+    monkeypatch.setattr(schema, "TABLES", tables)
+    monkeypatch.setattr(schema, "MIGRATIONS", migrations)
+    monkeypatch.setattr(schema, "VIEWS", views)
+    spool.write_segment(loc.spool_dir, "calls", [call("new", route="smart", strategy="fallback")])
+    spool.write_segment(loc.spool_dir, "breaker_events", [{"event_id": "e1", "to_state": "open"}])
+
+    # Readers work on the old file before any fold migrated it.
+    sql = "SELECT call_id, route, strategy FROM calls ORDER BY call_id"
+    before = store.query(loc, sql, fold_first=False)
+    assert before.rows == [("new", "smart", "fallback"), ("old", None, None), ("old-spool", None, None)]
+    assert store.query(loc, "SELECT event_id FROM breaker_events", fold_first=False).rows == [("e1",)]
+    failovers = store.query(loc, "SELECT call_id, attempt, route, reason FROM failovers", fold_first=False)
+    assert failovers.rows == [("old", 1, None, None), ("old", 2, None, None)]
+
+    result = store.fold(loc)
+    assert result.migrations == ("0002_routing",) and result.rows == {"calls": 2, "breaker_events": 1}
+    applied = store.query(loc, f"SELECT name FROM {store.DB_ALIAS}._unillm_migrations ORDER BY name")
+    assert [r[0] for r in applied] == ["0001_calls_and_attempts", "0002_routing"]
+    assert store.query(loc, sql).rows == before.rows
+    assert store.query(loc, "SELECT count(*) FROM failovers").scalar() == 2
+    assert store.fold(loc).migrations == ()
+    # A plain DuckDB client sees the new columns, table and view in the file itself.
+    con = duckdb.connect(str(loc.db_path), read_only=True)
+    try:
+        assert con.execute("SELECT wait_ms, breaker_state FROM attempts WHERE attempt = 2").fetchall() == [(None, None)]
+        assert con.execute("SELECT call_id, attempt FROM failovers").fetchall() == [("old", 1), ("old", 2)]
+        assert con.execute("SELECT event_id FROM breaker_events").fetchall() == [("e1",)]
+    finally:
+        con.close()
+
+
+def test_a_later_migration_adds_a_column(loc: LogLocation, monkeypatch: pytest.MonkeyPatch) -> None:
+    spool.write_segment(loc.spool_dir, "calls", [call("old")])
+    assert store.fold(loc).migrations == tuple(m.name for m in schema.MIGRATIONS)
 
     # A newer release adds a column: appends a migration and the column.
     region = Column("region", "VARCHAR", "Where the call was served.")
@@ -530,7 +593,7 @@ def test_older_log_is_migrated_on_open(loc: LogLocation, monkeypatch: pytest.Mon
         "MIGRATIONS",
         (
             *schema.MIGRATIONS,
-            Migration("0002_calls_region", ("ALTER TABLE calls ADD COLUMN IF NOT EXISTS region VARCHAR",)),
+            Migration("9999_calls_region", ("ALTER TABLE calls ADD COLUMN IF NOT EXISTS region VARCHAR",)),
         ),
     )
     monkeypatch.setitem(schema.TABLES, "calls", (*schema.CALL_COLUMNS, region))
@@ -541,9 +604,9 @@ def test_older_log_is_migrated_on_open(loc: LogLocation, monkeypatch: pytest.Mon
     assert before.rows == [("new", "eu"), ("old", None)]
 
     result = store.fold(loc)
-    assert result.migrations == ("0002_calls_region",) and result.rows == {"calls": 1}
+    assert result.migrations == ("9999_calls_region",) and result.rows == {"calls": 1}
     applied = store.query(loc, f"SELECT name FROM {store.DB_ALIAS}._unillm_migrations ORDER BY name")
-    assert [r[0] for r in applied] == ["0001_calls_and_attempts", "0002_calls_region"]
+    assert [r[0] for r in applied] == ["0001_calls_and_attempts", "0002_routing", "9999_calls_region"]
     after = store.query(loc, "SELECT call_id, region FROM calls ORDER BY call_id")
     assert after.rows == [("new", "eu"), ("old", None)]
     assert store.fold(loc).migrations == ()
@@ -562,6 +625,7 @@ def test_ensure_writable(loc: LogLocation, tmp_path: Path) -> None:
 def test_query_on_a_new_location_is_empty_and_creates_nothing(tmp_path: Path) -> None:
     loc = LogLocation(tmp_path / "nowhere" / "calls.duckdb")
     assert count(loc) == 0 and count(loc, "attempts") == 0
+    assert count(loc, "breaker_events") == 0 and count(loc, "failovers") == 0
     assert store.query(loc, "SELECT * FROM calls").columns == [c.name for c in schema.CALL_COLUMNS]
     assert not (tmp_path / "nowhere").exists()
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -48,18 +48,78 @@ class ProviderConfig(BaseModel):
     key_env: str | None = Field(default=None, description="Environment variable holding the key.")
 
 
-class RouteConfig(BaseModel):
-    """A route in `[routes.<model name>]`: ordered targets and how hard to try each."""
+class TargetConfig(BaseModel):
+    """A target written as a table: `{target = "provider/model", weight = 3, timeout = 20, params = {...}}`."""
 
     model_config = ConfigDict(extra="forbid")
-    targets: list[str] = Field(min_length=1, description='"provider/model" targets, tried in order.')
-    strategy: Literal["fallback"] = Field(default="fallback", description="How targets are chosen.")
+    target: str = Field(description='"provider/model".')
+    weight: float = Field(default=1.0, ge=0, description="Share of traffic under the weighted strategy.")
+    timeout: float | None = Field(default=None, gt=0, le=3600, description="Seconds one attempt may take.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Request parameters set for this target.")
+    context_window: int | None = Field(
+        default=None, gt=0, description="Tokens the model accepts; bigger requests skip it before sending."
+    )
+
+
+class AutoConfig(BaseModel):
+    """`[routes.<name>.auto]`: what makes a request hard, for the prompt-aware `auto` strategy."""
+
+    model_config = ConfigDict(extra="forbid")
+    easy: str | None = Field(default=None, description="Target for easy requests (default: the first target).")
+    hard: str | None = Field(default=None, description="Target for hard requests (default: the last target).")
+    long_context: int = Field(default=4000, ge=0, description="Estimated input tokens above which a request is hard.")
+    code: bool = Field(default=True, description="Code in the prompt makes it hard.")
+    tools: bool = Field(default=True, description="Tool definitions make it hard.")
+    reasoning: bool = Field(default=True, description="Reasoning cues (prove, step by step, ...) make it hard.")
+    hard_keywords: list[str] = Field(default_factory=list, description="Words in the last user turn that make it hard.")
+    hard_tags: dict[str, str] = Field(default_factory=dict, description="unillm.tags values that make it hard.")
+
+
+Strategy = Literal["fallback", "weighted", "lowest-latency", "lowest-cost", "auto"]
+
+
+class RouteConfig(BaseModel):
+    """A route in `[routes.<model name>]`: targets, how to order them, and how hard to try each."""
+
+    model_config = ConfigDict(extra="forbid")
+    targets: list[str | TargetConfig] = Field(min_length=1, description='"provider/model" targets, or tables.')
+    strategy: Strategy = Field(default="fallback", description="How targets are ordered for each call.")
+    auto: AutoConfig = Field(default_factory=AutoConfig, description="Rules of the auto strategy.")
     retries: int = Field(default=1, ge=0, le=10, description="More tries per target on retryable failures.")
     backoff: float = Field(default=0.25, ge=0, le=60, description="Seconds before the first retry.")
     max_backoff: float = Field(default=8.0, ge=0, le=300, description="Longest wait between tries.")
     retry_after_cap: float = Field(default=10.0, ge=0, le=300, description="Longest Retry-After honoured.")
+    time_budget: float = Field(default=600.0, gt=0, le=3600, description="Seconds all attempts of a call may take.")
+    failover_on_refusal: bool = Field(default=False, description="A content-policy refusal tries the next target.")
+    max_cost_ratio: float | None = Field(
+        default=None, gt=0, description="Never fail over to a target costing more than this times the first."
+    )
     breaker_failures: int = Field(default=5, ge=1, le=1000, description="Failures in a row that open a breaker.")
+    breaker_failure_rate: float | None = Field(
+        default=None, gt=0, le=1, description="Failure share over the last breaker_window calls that opens it."
+    )
+    breaker_window: int = Field(default=20, ge=2, le=10_000, description="Calls the failure rate is taken over.")
     breaker_cooldown: float = Field(default=10.0, gt=0, le=3600, description="Seconds before an open breaker probes.")
+
+    def target_names(self) -> list[str]:
+        return [t if isinstance(t, str) else t.target for t in self.targets]
+
+
+class BudgetConfig(BaseModel):
+    """`[budgets.<name>]`: a spend limit per UTC day, for a route, for tagged calls, or for all calls."""
+
+    model_config = ConfigDict(extra="forbid")
+    limit_usd: float = Field(ge=0, description="US dollars per UTC day.")
+    route: str | None = Field(default=None, description="Only calls through this route (a [routes] name).")
+    tags: dict[str, str] = Field(default_factory=dict, description="Only calls with these unillm.tags values.")
+    action: Literal["block", "downgrade"] = Field(default="block", description="What happens once it is reached.")
+    downgrade_to: str | None = Field(default=None, description='With action = "downgrade": a route or provider/model.')
+
+    @model_validator(mode="after")
+    def _downgrade_needs_a_target(self) -> BudgetConfig:
+        if self.action == "downgrade" and not self.downgrade_to:
+            raise ValueError('action = "downgrade" needs downgrade_to (a route name or "provider/model")')
+        return self
 
 
 class Settings(BaseModel):
@@ -76,6 +136,7 @@ class Settings(BaseModel):
         default_factory=dict,
         description='Model name the app uses → "provider/model", or a table with ordered targets.',
     )
+    budgets: dict[str, BudgetConfig] = Field(default_factory=dict, description="Spend limits per day.")
 
     def log_path(self) -> Path:
         return (self.log or default_log_path()).expanduser()
@@ -149,7 +210,7 @@ def _section(path: Path) -> dict[str, Any]:
     return data
 
 
-_UNION_BRANCHES = {"str", "RouteConfig"}  # pydantic names the branch of a `str | RouteConfig` in loc
+_UNION_BRANCHES = {"str", "RouteConfig", "TargetConfig"}  # pydantic names the branch of a `str | RouteConfig` in loc
 
 
 def _relevant(error: Mapping[str, Any]) -> bool:

@@ -86,7 +86,7 @@ def report(*, probe: bool = True) -> dict[str, Any]:
     settings = load_settings()
     location = LogLocation(settings.log_path())
     routes = {
-        alias: [route] if isinstance(route, str) else list(route.targets) for alias, route in settings.routes.items()
+        alias: [route] if isinstance(route, str) else route.target_names() for alias, route in settings.routes.items()
     }
     names = sorted(
         {target.split("/", 1)[0] for targets in routes.values() for target in targets} | set(settings.providers)

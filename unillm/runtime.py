@@ -9,10 +9,12 @@ import os
 import threading
 import warnings
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 from unillm import diagnostics
 from unillm.config import Settings, load_settings
+from unillm.tracer.answer import Usage
 from unillm.tracer.call import CallRecord
 from unillm.tracer.location import LogLocation
 from unillm.tracer.pricing import PriceOverride, Pricer
@@ -29,13 +31,43 @@ class Session:
         overrides = {
             model: PriceOverride(p.input, p.output, p.cache_read, p.cache_write) for model, p in settings.prices.items()
         }
+        self.pricer = Pricer(overrides)
+        self.budgets: Any = None
         self.recorder = Recorder(
             self.location,
-            Pricer(overrides),
+            self.pricer,
             flush_interval=settings.flush_interval,
             fold_interval=settings.fold_interval,
             max_queue=settings.max_queue,
         )
+
+    def estimate_cost(self, target: Any, input_tokens: int, output_tokens: int) -> float | None:
+        """USD a request of this size would cost on `target` (for lowest-cost and max_cost_ratio)."""
+        return self.pricer.cost(target.provider.name, target.model, Usage(input_tokens, output_tokens)).usd
+
+    def start_budgets(self) -> Any:
+        """The budget guard when the config sets budgets (reads today's spend from the log now)."""
+        if not self.settings.budgets:
+            return None
+        from unillm.routing.budgets import BudgetGuard
+        from unillm.tracer.store import query
+
+        def spend(sql: str, params: list[Any]) -> Any:
+            return query(self.location, sql, params, fold_first=False).scalar()
+
+        self.budgets = BudgetGuard(self.settings.budgets, spend)
+        self.recorder.add_observer(self.budgets.observe_rows)
+        self.budgets.start()
+        return self.budgets
+
+    def close(self) -> None:
+        if self.budgets is not None:
+            self.budgets.stop()
+        self.recorder.close()
+
+    def on_breaker_transition(self, event: dict[str, Any]) -> None:
+        changed_at = datetime.fromtimestamp(event.pop("at"), tz=timezone.utc).isoformat()
+        self.recorder.submit_event("breaker_events", {**event, "changed_at": changed_at})
 
     def on_call_finished(self, call: CallRecord) -> None:
         try:
@@ -54,7 +86,7 @@ def start(config: str | os.PathLike[str] | Mapping[str, Any] | None, **overrides
         )
         return False
     settings = load_settings(config, **overrides)
-    _check_providers(settings)
+    _check_references(settings)
     _import_httpx2_now_if_the_sdk_peeks_at_it()
     from unillm import shim
 
@@ -62,24 +94,31 @@ def start(config: str | os.PathLike[str] | Mapping[str, Any] | None, **overrides
         if _session is not None and _session.settings == settings and shim.is_installed():
             return True
         if _session is not None:
-            _session.recorder.close()
+            _session.close()
         _session = Session(settings)
         from unillm.adapters.registry import use_configured_providers
         from unillm.adapters.targets import TargetResolver
 
         use_configured_providers(settings.providers)
 
+        from unillm.routing.breaker import BREAKERS
+        from unillm.routing.latency import LATENCY
+
+        BREAKERS.on_transition = _session.on_breaker_transition
+        _session.recorder.add_observer(LATENCY.observe_rows)
+        budgets = _session.start_budgets()
         shim.install(
             _session.on_call_finished,
             ask_stream_usage=settings.stream_usage,
-            resolve_target=TargetResolver(settings.providers, settings.routes),
+            resolve_target=TargetResolver(settings.providers, settings.routes, _session.estimate_cost),
+            budgets=budgets,
         )
         _session.recorder.start()
     return True
 
 
-def _check_providers(settings: Settings) -> None:
-    """A `[providers.x]` entry that is neither built in nor complete is an error at patch()."""
+def _check_references(settings: Settings) -> None:
+    """Names the config refers to must exist: providers, route targets, budget routes (else ConfigError)."""
     from unillm.adapters.registry import resolve_provider
     from unillm.config import ConfigError
 
@@ -89,12 +128,28 @@ def _check_providers(settings: Settings) -> None:
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
     for alias, route in settings.routes.items():
-        for target in [route] if isinstance(route, str) else route.targets:
+        for target in [route] if isinstance(route, str) else route.target_names():
             prefix, _, model = target.partition("/")
             if not model or resolve_provider(prefix, settings.providers) is None:
                 raise ConfigError(
                     f'routes.{alias}: {target!r} is not "provider/model" with a known provider '
                     "(built in, or declared in [providers.<name>])"
+                )
+        if not isinstance(route, str):
+            for side in ("easy", "hard"):
+                name = getattr(route.auto, side)
+                if name is not None and name not in route.target_names():
+                    raise ConfigError(f"routes.{alias}.auto.{side}: {name!r} is not one of the route's targets")
+    for name, budget in settings.budgets.items():
+        if budget.route is not None and budget.route not in settings.routes:
+            raise ConfigError(f"budgets.{name}.route: {budget.route!r} is not a route in [routes]")
+        downgrade = budget.downgrade_to
+        if downgrade is not None and downgrade not in settings.routes:
+            prefix, _, model = downgrade.partition("/")
+            if not model or resolve_provider(prefix, settings.providers) is None:
+                raise ConfigError(
+                    f'budgets.{name}.downgrade_to: {downgrade!r} is neither a route nor "provider/model" '
+                    "with a known provider"
                 )
 
 
@@ -125,7 +180,7 @@ def stop() -> None:
 
         use_configured_providers({})
         if _session is not None:
-            _session.recorder.close()
+            _session.close()
             _session = None
 
 

@@ -38,7 +38,8 @@ class _Hooks:
 
     on_finish: Callable[[CallRecord], Any] | None = None
     ask_stream_usage: bool = True
-    resolve_target: Callable[[str], Any] | None = None  # model name → adapters.base.Target
+    resolve_target: Callable[[str], Any] | None = None  # model name → routing.policy.Plan
+    budgets: Any = None  # routing.budgets.BudgetGuard when the config sets budgets
 
 
 _hooks = _Hooks()
@@ -66,13 +67,15 @@ def _open_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> CallRecord | No
     stream = bool(body.get("stream"))
     model = body.get("model")
     call = CallRecord(endpoint, model, stream, current_tags(), on_finish)
-    if _hooks.resolve_target is not None and isinstance(model, str):
-        plan = _hooks.resolve_target(model)
-        if plan is not None and plan.targets:
-            call.target = plan.targets[0]
-            if plan.owns_retries:
-                call.plan = plan
-                options.max_retries = 0  # unillm retries and fails over: no second retry loop
+    resolve = _hooks.resolve_target
+    plan = resolve(model) if resolve is not None and isinstance(model, str) else None
+    if _hooks.budgets is not None:
+        plan = _apply_budgets(call, plan, resolve)
+    if plan is not None and plan.targets:
+        call.target = plan.targets[0]
+        if plan.owns_retries:
+            call.plan = plan
+            options.max_retries = 0  # unillm retries and fails over: no second retry loop
     if stream and endpoint != "/responses" and _hooks.ask_stream_usage:
         stream_options = body.get("stream_options") or {}
         if not stream_options.get("include_usage"):
@@ -80,6 +83,18 @@ def _open_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> CallRecord | No
             options.json_data = {**body, "stream_options": {**stream_options, "include_usage": True}}
             call.strip_usage_chunk = True
     return call
+
+
+def _apply_budgets(call: CallRecord, plan: Any, resolve: Callable[[str], Any] | None) -> Any:
+    """A spent budget blocks the call (the dispatch transport answers 429) or swaps its plan."""
+    reached = _hooks.budgets.check(plan.route if plan is not None else None, call.tags)
+    if reached is None:
+        return plan
+    if reached.action == "downgrade" and resolve is not None and reached.downgrade_to:
+        call.route_reason = f"budget {reached.name!r} reached: downgraded to {reached.downgrade_to}"
+        return resolve(reached.downgrade_to)
+    call.blocked = reached.message
+    return None
 
 
 def _sync_request(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -119,7 +134,7 @@ def _sync_transport_for_url(wrapped: Any, instance: Any, args: tuple[Any, ...], 
     call = _current_call.get()
     if call is None:
         return transport
-    if call.target is not None:
+    if call.target is not None or call.blocked:
         return SyncDispatchTransport(transport, call)
     return SyncTeeTransport(transport, call)
 
@@ -129,7 +144,7 @@ def _async_transport_for_url(wrapped: Any, instance: Any, args: tuple[Any, ...],
     call = _current_call.get()
     if call is None:
         return transport
-    if call.target is not None:
+    if call.target is not None or call.blocked:
         return AsyncDispatchTransport(transport, call)
     return AsyncTeeTransport(transport, call)
 
@@ -147,11 +162,13 @@ def install(
     *,
     ask_stream_usage: bool = True,
     resolve_target: Callable[[str], Any] | None = None,
+    budgets: Any = None,
 ) -> None:
     """Install the hooks (once per process) and point them at `on_finish`."""
     _hooks.on_finish = on_finish
     _hooks.ask_stream_usage = ask_stream_usage
     _hooks.resolve_target = resolve_target
+    _hooks.budgets = budgets
     base_client = importlib.import_module("openai._base_client")
     _wrap(base_client.SyncAPIClient, "request", _sync_request)
     _wrap(base_client.AsyncAPIClient, "request", _async_request)

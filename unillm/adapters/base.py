@@ -28,6 +28,10 @@ class Target:
     provider: ProviderSpec
     model: str
     api_key: str | None
+    weight: float = 1.0  # share of traffic under the weighted strategy
+    timeout: float | None = None  # seconds one attempt may take
+    params: dict[str, Any] = field(default_factory=dict)  # request parameters set for this target
+    context_window: int | None = None  # tokens the model accepts, when the config says
 
 
 @dataclass

@@ -3,7 +3,10 @@
 It stands where the SDK client's transport would, takes the OpenAI-wire request the SDK built,
 lets the target's adapter translate it, sends it through the client's own transport (same pool,
 proxy and timeouts), and hands back an OpenAI-wire response of the SDK's own HTTP library, which
-the SDK then parses as if OpenAI had answered. Problems unillm finds before sending (a missing
+the SDK then parses as if OpenAI had answered. For a route, it walks the route's run
+(`routing.policy`): retries, failover, breakers and the time budget. A routed stream is read up to
+its first content chunk before the SDK sees it, so a stream that fails before then fails over
+without the app noticing. Problems unillm finds before sending (a missing
 key, a parameter the provider cannot honour) come back as an HTTP error answer the SDK turns into
 its own exception class, never as a stray Python exception.
 """
@@ -15,10 +18,11 @@ import functools
 import importlib
 import json
 import time
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from unillm.adapters.base import Adapter, Target, Translation, UnsupportedFeature, openai_error
-from unillm.routing.policy import Plan, is_retryable
+from unillm.routing.policy import FAILOVER, FINAL, RETRY, Run, Step, is_context_window_error, is_refusal, is_retryable
 from unillm.tracer.call import AttemptRecord, CallRecord
 from unillm.tracer.transport import tap_response
 
@@ -66,16 +70,44 @@ class _Dispatch:
         self._call = call
         self._body: dict[str, Any] | None = None  # the SDK's request, parsed once for every attempt
 
-    def _prepare(self, request: Any, target: Target) -> tuple[AttemptRecord, Translation | None, Any]:
+    def _parsed(self, request: Any) -> dict[str, Any]:
+        if self._body is None:
+            self._body = json.loads(request.content or b"{}")
+        return self._body
+
+    def _begin(self, request: Any) -> Run:
+        """Order the route's targets for this call; the decision goes into the call record."""
+        call, plan = self._call, self._call.plan
+        body = self._parsed(request)
+        run = plan.start(body, len(request.content or b""), bool(body.get("stream")), call.tags)
+        call.route, call.strategy = plan.route, plan.strategy
+        if call.route_reason:  # a budget downgraded the call before it got here
+            run.notes.insert(0, call.route_reason)
+        return run
+
+    def _blocked(self, request: Any, is_async: bool) -> Any:
+        """A spent budget's answer: 429 insufficient_quota naming the budget; nothing is sent."""
+        http = _library(request)
+        attempt = self._call.new_attempt("unillm")
+        attempt.provider = "unillm"
+        message = self._call.blocked or ""
+        content = openai_error(429, message, kind="insufficient_quota", code="budget_exceeded")
+        response = http.Response(429, headers=_NO_RETRY, content=content)
+        tap_response(attempt, response, is_async=is_async)
+        return response
+
+    def _prepare(
+        self, request: Any, target: Target, step: Step | None
+    ) -> tuple[AttemptRecord, Translation | None, Any]:
         """(attempt, translation, provider request) — or a ready error response as the last item."""
         call = self._call
         http = _library(request)
         attempt = call.new_attempt(_host(target.provider.base_url))
         attempt.provider = target.provider.name
         attempt.model = target.model
-        if self._body is None:
-            self._body = json.loads(request.content or b"{}")
-        body = self._body
+        body = self._parsed(request)
+        if target.params:
+            body = {**body, **target.params}
         stream_options = body.get("stream_options") or {}
         translation = Translation(
             endpoint=call.endpoint,
@@ -84,6 +116,9 @@ class _Dispatch:
             include_usage=bool(stream_options.get("include_usage")),
         )
         attempt.translation = translation
+        if step is not None:
+            attempt.reason, attempt.breaker_state = step.reason, step.breaker_state
+            attempt.wait_ms = round(step.wait * 1000, 3)
         if target.api_key is None and target.provider.key_env:
             message = (
                 f"unillm: no API key for provider {target.provider.name!r}: set the environment variable "
@@ -104,7 +139,7 @@ class _Dispatch:
             _url(http, outgoing.url),
             headers=outgoing.headers,
             content=outgoing.body,
-            extensions=request.extensions,
+            extensions=_with_timeout(request.extensions, target.timeout, step),
         )
         return attempt, translation, provider_request
 
@@ -122,7 +157,18 @@ class _Dispatch:
         adapter = adapter_for(target.provider.wire)
         headers = {k: v for k in _PASSED_HEADERS if (v := provider_response.headers.get(k)) is not None}
         if body is not None:
-            status, content = adapter.translate_response(translation, provider_response.status_code, body)
+            problem = _bad_answer(translation, provider_response, body)
+            try:
+                status, content = (
+                    (502, b"")
+                    if problem
+                    else adapter.translate_response(translation, provider_response.status_code, body)
+                )
+            except ValueError as exc:  # JSON that parsed by its shape but not as the provider's answer
+                problem = f"its answer could not be read: {type(exc).__name__}: {exc}"
+            if problem:
+                message = f"unillm: {target.provider.name}/{target.model} {problem}"
+                status, content = 502, openai_error(502, message, kind="server_error", code="bad_response")
             response = http.Response(status, headers={**headers, "content-type": "application/json"}, content=content)
             tap_response(attempt, response, is_async=is_async)
             return response
@@ -133,6 +179,86 @@ class _Dispatch:
         tap_response(attempt, response, is_async=is_async, translator=adapter.stream_translator(translation))
         return response
 
+    def _judge(self, run: Run, step: Step, response: Any, refused: bool) -> str:
+        """RETRY, FAILOVER or FINAL for an answer; the target's breaker learns from it."""
+        status = response.status_code
+        if refused:  # unillm answered itself (no key, unsupported parameter): another target may do
+            return FAILOVER  # and the breaker judges the provider, not unillm's own refusals
+        if _stream_failed_early(self._call.attempts[-1]):
+            run.plan.record(step.target, ok=False)
+            return RETRY  # if it was the last try, the app reads the failure from the stream itself
+        retryable = is_retryable(status)
+        run.plan.record(step.target, ok=not retryable)
+        if retryable:
+            return RETRY
+        if status >= 400 or run.plan.failover_on_refusal:
+            code, message, finish = _error_of(response) if status >= 400 else _finish_of(response)
+            if is_context_window_error(status, code, message):
+                return FAILOVER
+            if run.plan.failover_on_refusal and is_refusal(status, code, finish):
+                return FAILOVER
+        return FINAL
+
+    def _finish(self, run: Run, response: Any, http: Any) -> Any:
+        """What the app gets from the run's last answer; the run's notes go into the call record."""
+        self._call.route_reason = run.reason
+        if response.status_code >= 400:
+            return _final_error(http, response, self._call.attempts, run.notes)
+        return response
+
+    def _gave_up(self, run: Run) -> None:
+        self._call.route_reason = run.reason
+
+
+def _with_timeout(extensions: dict[str, Any], timeout: float | None, step: Step | None) -> dict[str, Any]:
+    """The SDK's timeouts, lowered to the target's own and to what is left of the call's time budget."""
+    if step is None and timeout is None:
+        return extensions
+    limit = timeout if timeout is not None else float("inf")
+    if step is not None:
+        limit = min(limit, max(step.deadline - time.monotonic(), 0.001))
+    current = extensions.get("timeout") or {}
+    capped = {k: limit if v is None else min(v, limit) for k, v in current.items()} or dict.fromkeys(
+        ("connect", "read", "write", "pool"), limit
+    )
+    return {**extensions, "timeout": capped}
+
+
+def _error_of(response: Any) -> tuple[str | None, str | None, None]:
+    """(code, message, None) of an OpenAI-wire error answer."""
+    try:
+        error = json.loads(response.content)["error"]
+        return error.get("code") or error.get("type"), error.get("message"), None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None, None, None
+
+
+def _finish_of(response: Any) -> tuple[None, None, str | None]:
+    """(None, None, finish_reason) of a non-streamed OpenAI-wire answer (streams: not known yet)."""
+    content = response.__dict__.get("_content")
+    if content is None:
+        return None, None, None
+    try:
+        return None, None, json.loads(content)["choices"][0].get("finish_reason")
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None, None, None
+
+
+def _bad_answer(translation: Translation, response: Any, body: bytes) -> str | None:
+    """What is wrong with a success answer that is no answer (a proxy's HTML page, a cut body):
+    the SDK would hand the app a str or raise a JSONDecodeError, so it counts as a server error."""
+    if response.status_code >= 400:
+        return None
+    content_type = response.headers.get("content-type", "")
+    if translation.stream:
+        return f"answered a stream request with content-type {content_type or '(none)'}, not text/event-stream"
+    if "json" not in content_type:
+        return f"answered with content-type {content_type or '(none)'}, not JSON"
+    trimmed = body.strip()
+    if not (trimmed.startswith(b"{") and trimmed.endswith(b"}")):
+        return f"answered with malformed JSON ({len(body)} bytes)"
+    return None
+
 
 def _is_stream(translation: Translation, response: Any) -> bool:
     return (
@@ -142,7 +268,7 @@ def _is_stream(translation: Translation, response: Any) -> bool:
     )
 
 
-def _final_error(http: Any, response: Any, attempts: list[AttemptRecord]) -> Any:
+def _final_error(http: Any, response: Any, attempts: list[AttemptRecord], notes: list[str]) -> Any:
     """The last failure, its message naming every attempt (the app sees one error, not N)."""
     try:
         payload = json.loads(response.content)
@@ -150,75 +276,113 @@ def _final_error(http: Any, response: Any, attempts: list[AttemptRecord]) -> Any
     except (ValueError, KeyError, TypeError):
         return response
     chain = ", ".join(f"{a.provider}/{a.model} {a.http_status or type(a.transport_error).__name__}" for a in attempts)
-    error["message"] = f"{error.get('message')} (unillm tried {len(attempts)} times: {chain})"
+    skipped = "".join(f"; {note}" for note in notes if note.startswith(("skipped", "time budget")))
+    error["message"] = f"{error.get('message')} (unillm tried {len(attempts)} times: {chain}{skipped})"
     headers = {**dict(response.headers), "x-should-retry": "false"}
     headers.pop("content-length", None)
     return http.Response(response.status_code, headers=headers, content=json.dumps(payload).encode())
 
 
-# The routing decisions, shared by the sync and async transports (which only differ in how they wait).
-Schedule = list[tuple[Target, int]]
+def _stream_failed_early(attempt: AttemptRecord) -> bool:
+    """The stream ended (error event, cut connection) before its first content chunk."""
+    return attempt.ended and attempt.interrupted and attempt.t_first_token is None
 
 
-def _wait_before(plan: Plan, schedule: Schedule, index: int, headers: Any) -> float:
-    """Seconds before attempt `index + 1`: back off on the same target, go at once to the next one."""
-    target, try_number = schedule[index]
-    return plan.wait_before_retry(try_number, headers) if schedule[index + 1][0] is target else 0.0
+def _check_events(buffered: list[bytes], attempt: AttemptRecord) -> None:
+    """The events before the first content chunk must be JSON (the SDK raises JSONDecodeError on
+    a cut one); a bad one ends the attempt as failed early, so the run can fail over."""
+    for line in b"".join(buffered).split(b"\n"):
+        if line.startswith(b"data:") and line[5:].strip() != b"[DONE]":
+            try:
+                json.loads(line[5:])
+            except ValueError as exc:
+                attempt.transport_error = exc
+                attempt.end(interrupted=True)
+                attempt.t_first_token = None
+                return
 
 
-def _after_failure(plan: Plan, schedule: Schedule, index: int) -> float | None:
-    """Attempt `index` raised (connection, timeout): seconds to wait, or None when it was the last."""
-    plan.record(schedule[index][0], ok=False)
-    if index == len(schedule) - 1:
-        return None
-    return _wait_before(plan, schedule, index, None)
+class _ReplayBase:
+    """A routed stream after its first chunk: the chunks read ahead, then the rest."""
+
+    def __init__(self, buffered: list[bytes], rest: Any, stream: Any) -> None:
+        self._buffered = buffered
+        self._rest = rest
+        self._stream = stream
 
 
-def _after_answer(
-    plan: Plan,
-    schedule: Schedule,
-    index: int,
-    response: Any,
-    refused: bool,
-    http: Any,
-    attempts: list[AttemptRecord],
-) -> tuple[Any, float]:
-    """Attempt `index` answered: (what the app gets, or None to try again; seconds to wait first).
-    `refused`: unillm answered itself before sending (no key, unsupported parameter)."""
-    retryable = is_retryable(response.status_code)
-    if not refused:  # the breaker judges the provider, not unillm's own refusals
-        plan.record(schedule[index][0], ok=not retryable)
-    if index == len(schedule) - 1 or not (refused or retryable):
-        final = _final_error(http, response, attempts) if response.status_code >= 400 else response
-        return final, 0.0
-    return None, _wait_before(plan, schedule, index, response.headers)
+class _SyncReplay(_ReplayBase):
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._buffered
+        self._buffered = []
+        yield from self._rest
+
+    def close(self) -> None:
+        try:
+            self._rest.close()  # the tap's generator: ends the attempt as interrupted if unfinished
+        finally:
+            self._stream.close()
+
+
+class _AsyncReplay(_ReplayBase):
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self._buffered:
+            yield chunk
+        self._buffered = []
+        async for chunk in self._rest:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._rest.aclose()
+        finally:
+            await self._stream.aclose()
+
+
+@functools.lru_cache(maxsize=4)
+def _replay_classes(library: str) -> tuple[type, type]:
+    """Replay streams that are instances of `library`'s own byte-stream types (httpx checks)."""
+    module = importlib.import_module(library)
+    return (
+        type("SyncReplayStream", (_SyncReplay, module.SyncByteStream), {}),
+        type("AsyncReplayStream", (_AsyncReplay, module.AsyncByteStream), {}),
+    )
 
 
 class SyncDispatchTransport(_Dispatch):
     def handle_request(self, request: Any) -> Any:
-        plan = self._call.plan
-        if plan is None:
-            return self._attempt(request, self._call.target)[0]
+        if self._call.blocked:
+            return self._blocked(request, is_async=False)
+        if self._call.plan is None:
+            return self._attempt(request, self._call.target, None)[0]
         http = _library(request)
-        schedule = list(plan.schedule())
-        for index, (target, _) in enumerate(schedule):
+        run = self._begin(request)
+        step = run.first()
+        while step is not None:
+            if step.wait:
+                time.sleep(step.wait)
             try:
-                response, refused = self._attempt(request, target)
+                response, refused = self._attempt(request, step.target, step)
             except Exception:
-                wait = _after_failure(plan, schedule, index)
-                if wait is None:
+                run.plan.record(step.target, ok=False)
+                step = run.next(RETRY)
+                if step is None:
+                    self._gave_up(run)
                     raise
-            else:
-                final, wait = _after_answer(plan, schedule, index, response, refused, http, self._call.attempts)
-                if final is not None:
-                    return final
-            if wait:
-                time.sleep(wait)
-        raise AssertionError("a plan has at least one attempt")  # pragma: no cover
+                continue
+            outcome = self._judge(run, step, response, refused)
+            if outcome is FINAL:
+                return self._finish(run, response, http)
+            following = run.next(outcome, response.headers)
+            if following is None:
+                return self._finish(run, response, http)
+            response.close()
+            step = following
+        raise AssertionError("a route has at least one target")  # pragma: no cover
 
-    def _attempt(self, request: Any, target: Target) -> tuple[Any, bool]:
+    def _attempt(self, request: Any, target: Target, step: Step | None) -> tuple[Any, bool]:
         """One attempt: (tapped OpenAI-wire response, whether unillm refused it before sending)."""
-        attempt, translation, outgoing = self._prepare(request, target)
+        attempt, translation, outgoing = self._prepare(request, target, step)
         http = _library(request)
         if translation is None:  # unillm's own refusal, already an HTTP answer
             tap_response(attempt, outgoing, is_async=False)
@@ -229,7 +393,28 @@ class SyncDispatchTransport(_Dispatch):
         except BaseException as exc:
             attempt.fail(exc)
             raise
-        return self._translated(target, http, attempt, translation, response, body, is_async=False), False
+        translated = self._translated(target, http, attempt, translation, response, body, is_async=False)
+        if body is None and step is not None:
+            self._read_to_first_chunk(translated, attempt)
+        return translated, False
+
+    @staticmethod
+    def _read_to_first_chunk(response: Any, attempt: AttemptRecord) -> None:
+        """Read a routed stream up to its first content chunk (or its early end); a read error
+        raises here, where the run can still fail over."""
+        stream = response.stream
+        rest = iter(stream)
+        buffered: list[bytes] = []
+        try:
+            while attempt.t_first_token is None and not attempt.ended:
+                buffered.append(next(rest))
+        except StopIteration:
+            pass
+        except BaseException:
+            stream.close()
+            raise
+        _check_events(buffered, attempt)
+        response.stream = _replay_classes(_library(response).__name__)[0](buffered, rest, stream)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -237,28 +422,37 @@ class SyncDispatchTransport(_Dispatch):
 
 class AsyncDispatchTransport(_Dispatch):
     async def handle_async_request(self, request: Any) -> Any:
-        plan = self._call.plan
-        if plan is None:
-            return (await self._attempt(request, self._call.target))[0]
+        if self._call.blocked:
+            return self._blocked(request, is_async=True)
+        if self._call.plan is None:
+            return (await self._attempt(request, self._call.target, None))[0]
         http = _library(request)
-        schedule = list(plan.schedule())
-        for index, (target, _) in enumerate(schedule):
+        run = self._begin(request)
+        step = run.first()
+        while step is not None:
+            if step.wait:
+                await asyncio.sleep(step.wait)
             try:
-                response, refused = await self._attempt(request, target)
+                response, refused = await self._attempt(request, step.target, step)
             except Exception:
-                wait = _after_failure(plan, schedule, index)
-                if wait is None:
+                run.plan.record(step.target, ok=False)
+                step = run.next(RETRY)
+                if step is None:
+                    self._gave_up(run)
                     raise
-            else:
-                final, wait = _after_answer(plan, schedule, index, response, refused, http, self._call.attempts)
-                if final is not None:
-                    return final
-            if wait:
-                await asyncio.sleep(wait)
-        raise AssertionError("a plan has at least one attempt")  # pragma: no cover
+                continue
+            outcome = self._judge(run, step, response, refused)
+            if outcome is FINAL:
+                return self._finish(run, response, http)
+            following = run.next(outcome, response.headers)
+            if following is None:
+                return self._finish(run, response, http)
+            await response.aclose()
+            step = following
+        raise AssertionError("a route has at least one target")  # pragma: no cover
 
-    async def _attempt(self, request: Any, target: Target) -> tuple[Any, bool]:
-        attempt, translation, outgoing = self._prepare(request, target)
+    async def _attempt(self, request: Any, target: Target, step: Step | None) -> tuple[Any, bool]:
+        attempt, translation, outgoing = self._prepare(request, target, step)
         http = _library(request)
         if translation is None:
             tap_response(attempt, outgoing, is_async=True)
@@ -269,7 +463,26 @@ class AsyncDispatchTransport(_Dispatch):
         except BaseException as exc:
             attempt.fail(exc)
             raise
-        return self._translated(target, http, attempt, translation, response, body, is_async=True), False
+        translated = self._translated(target, http, attempt, translation, response, body, is_async=True)
+        if body is None and step is not None:
+            await self._read_to_first_chunk(translated, attempt)
+        return translated, False
+
+    @staticmethod
+    async def _read_to_first_chunk(response: Any, attempt: AttemptRecord) -> None:
+        stream = response.stream
+        rest = stream.__aiter__()
+        buffered: list[bytes] = []
+        try:
+            while attempt.t_first_token is None and not attempt.ended:
+                buffered.append(await rest.__anext__())
+        except StopAsyncIteration:
+            pass
+        except BaseException:
+            await stream.aclose()
+            raise
+        _check_events(buffered, attempt)
+        response.stream = _replay_classes(_library(response).__name__)[1](buffered, rest, stream)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

@@ -9,20 +9,28 @@ app already uses (`gpt-4o`) to such a target without touching the app; a name wh
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from unillm.adapters.base import Target
 from unillm.adapters.registry import resolve_provider
+from unillm.config import TargetConfig
+from unillm.routing.breaker import BreakerRules
 from unillm.routing.policy import Plan
 
 
 class TargetResolver:
     """Model name → the plan of targets to try (None: not unillm's to route)."""
 
-    def __init__(self, providers: Mapping[str, Any], routes: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        providers: Mapping[str, Any],
+        routes: Mapping[str, Any] | None = None,
+        estimate_cost: Callable[[Target, int, int], float | None] | None = None,
+    ) -> None:
         self._providers = providers
         self._routes = dict(routes or {})
+        self._estimate_cost = estimate_cost
         self._cache: dict[str, Plan | None] = {}
 
     def __call__(self, model: str) -> Plan | None:
@@ -32,19 +40,39 @@ class TargetResolver:
         if isinstance(route, str):
             target = self.target(route)
             plan = Plan([target], retries=0, owns_retries=False) if target is not None else None
-        else:  # a route table: ordered targets, unillm retries and fails over itself
-            targets = [t for t in (self.target(name) for name in route.targets) if t is not None]
+        else:  # a route table: unillm orders the targets, retries and fails over itself
+            targets = [t for t in (self._configured(entry) for entry in route.targets) if t is not None]
             plan = Plan(
                 targets,
+                route=model,
+                strategy=route.strategy,
                 retries=route.retries,
                 backoff=route.backoff,
                 max_backoff=route.max_backoff,
                 retry_after_cap=route.retry_after_cap,
-                breaker_failures=route.breaker_failures,
-                breaker_cooldown=route.breaker_cooldown,
+                time_budget=route.time_budget,
+                failover_on_refusal=route.failover_on_refusal,
+                max_cost_ratio=route.max_cost_ratio,
+                breaker=BreakerRules(
+                    failures=route.breaker_failures,
+                    failure_rate=route.breaker_failure_rate,
+                    window=route.breaker_window,
+                    cooldown=route.breaker_cooldown,
+                ),
+                auto=route.auto,
+                estimate_cost=self._estimate_cost,
             )
         self._cache[model] = plan
         return plan
+
+    def _configured(self, entry: str | TargetConfig) -> Target | None:
+        if isinstance(entry, str):
+            return self.target(entry)
+        target = self.target(entry.target)
+        if target is not None:
+            target.weight, target.timeout, target.context_window = entry.weight, entry.timeout, entry.context_window
+            target.params = dict(entry.params)
+        return target
 
     def target(self, name: str) -> Target | None:
         """`provider/model` → a Target with its key; None when the prefix names no provider."""

@@ -7,8 +7,9 @@ authentication. The server binds 127.0.0.1 on a free port, answers from daemon t
 connections alive, and streams with ``Transfer-Encoding: chunked`` (one flush per event).
 
 Faults come from three places, first match wins: an ``x-fake-fault`` request header (handy
-for concurrent tests), a FIFO of scripted faults (``fail_next``, ``drop_next``, ...), and a
-seeded random ``error_rate``. They apply to routes registered with ``faults=True`` only.
+for concurrent tests), a FIFO of scripted faults (``fail_next``, ``drop_next``, ``reset_next``,
+``malformed_next``, ...), and a seeded random ``error_rate``. They apply to routes registered
+with ``faults=True`` only.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import random
 import re
 import socket
+import struct
 import sys
 import threading
 import time
@@ -67,6 +69,7 @@ class JSONReply:
     status: int
     body: Any  # JSON-serialisable value, or bytes sent as is
     headers: Mapping[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,12 @@ class StreamReply:
 Reply = JSONReply | StreamReply
 Handler = Callable[[RecordedRequest], Reply]
 
+# What a proxy or captive portal answers in place of the API (with a 200, to fool status checks).
+HTML_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>Access Denied</title></head>\n"
+    b"<body><h1>Access Denied</h1><p>The requested URL was rejected by the proxy.</p></body></html>\n"
+)
+
 
 @dataclass(frozen=True)
 class Fault:
@@ -96,15 +105,34 @@ class Fault:
     drop: bool = False  # close the connection without answering
     stall: float = 0.0  # wait this long before answering
     stream_error_after: int | None = None  # streamed replies: N events, then an error event
+    reset: bool = False  # send the head and part of the body, then reset the connection (RST)
+    reset_after_bytes: int | None = None  # body bytes sent before the reset; None → about half
+    first_token_delay: float = 0.0  # wait this long between the head and the first body byte
+    stream_stall: float = 0.0  # streamed replies: stall this long after ``stream_stall_after`` events
+    stream_stall_after: int = 2
+    malformed: bool = False  # 200 with a body (or one SSE event) that is not valid JSON
+    wrong_content_type: bool = False  # 200 with an HTML page instead of the API's answer
 
     @property
     def stream_only(self) -> bool:
-        return self.stream_error_after is not None and self.status is None and not self.drop and not self.stall
+        """Only a streamed reply shows it; a scripted one waits in the queue for a streamed request."""
+        streamed = self.stream_error_after is not None or self.first_token_delay > 0 or self.stream_stall > 0
+        anywhere = (
+            self.status is not None
+            or self.drop
+            or self.stall > 0
+            or self.reset
+            or self.malformed
+            or self.wrong_content_type
+        )
+        return streamed and not anywhere
 
     @classmethod
     def parse(cls, spec: str) -> Fault:
         """Parse ``x-fake-fault``: ``;``-separated ``drop``, ``status=503``, ``retry_after=2``,
-        ``stall=1.5``, ``stream_error=3``, ``message=...``."""
+        ``stall=1.5``, ``stream_error=3``, ``message=...``, ``reset`` or ``reset=BYTES``,
+        ``slow_first_token=0.2``, ``stall_stream=0.5`` (after ``stall_after=2`` events),
+        ``malformed``, ``wrong_content_type``."""
         fault = cls()
         for part in spec.split(";"):
             key, _, value = part.strip().partition("=")
@@ -123,6 +151,18 @@ class Fault:
                 fault = replace(fault, stream_error_after=int(value) if value else 0)
             elif key == "message":
                 fault = replace(fault, message=value)
+            elif key == "reset":
+                fault = replace(fault, reset=True, reset_after_bytes=int(value) if value else None)
+            elif key == "slow_first_token":
+                fault = replace(fault, first_token_delay=float(value))
+            elif key == "stall_stream":
+                fault = replace(fault, stream_stall=float(value))
+            elif key == "stall_after":
+                fault = replace(fault, stream_stall_after=int(value))
+            elif key == "malformed":
+                fault = replace(fault, malformed=True)
+            elif key == "wrong_content_type":
+                fault = replace(fault, wrong_content_type=True)
             else:
                 raise ValueError(f"unknown {FAULT_HEADER} directive {key!r}")
         return fault
@@ -336,6 +376,30 @@ class FakeHTTPServer:
         """Wait ``seconds`` before answering the next ``count`` model requests (timeout tests)."""
         self.faults.push(Fault(stall=seconds), count)
 
+    def reset_next(self, count: int = 1, after_bytes: int | None = None) -> None:
+        """The next ``count`` model requests get a 200 head (JSON: with the full Content-Length) and
+        ``after_bytes`` bytes of the body (None: about half; streams never reach their last event),
+        then a connection reset."""
+        self.faults.push(Fault(reset=True, reset_after_bytes=after_bytes), count)
+
+    def slow_first_token_next(self, seconds: float, count: int = 1) -> None:
+        """The next ``count`` streamed requests get their head at once, then wait ``seconds`` before
+        the first event (the rest flows normally). With the header, a JSON body waits the same way."""
+        self.faults.push(Fault(first_token_delay=seconds), count)
+
+    def stall_stream_next(self, after_chunks: int = 2, seconds: float = 5.0, count: int = 1) -> None:
+        """The next ``count`` streamed requests send ``after_chunks`` events, stall ``seconds``, then go on."""
+        self.faults.push(Fault(stream_stall=seconds, stream_stall_after=after_chunks), count)
+
+    def malformed_next(self, count: int = 1) -> None:
+        """The next ``count`` model requests get a 200 whose JSON body is cut short (streams: the
+        first event's ``data:`` is cut short, the rest follows)."""
+        self.faults.push(Fault(malformed=True), count)
+
+    def wrong_content_type_next(self, count: int = 1) -> None:
+        """The next ``count`` model requests get a 200 ``text/html`` page, as from a proxy, streamed or not."""
+        self.faults.push(Fault(wrong_content_type=True), count)
+
     # --- routing and hooks for wire fakes ------------------------------------------------
 
     def add_route(self, method: str, path: str, handler: Handler, *, faults: bool = True) -> None:
@@ -494,7 +558,7 @@ class FakeHTTPServer:
             if isinstance(reply, StreamReply):
                 self._write_stream(h, request, reply, fault)
             else:
-                self._write_json(h, request, reply)
+                self._write_json(h, request, reply, fault)
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
             h.close_connection = True  # the client went away; nothing to tell it
 
@@ -523,7 +587,13 @@ class FakeHTTPServer:
                     return self.error(fault.status, fault.message, retry_after=fault.retry_after), None
         if self._sleep(self.latency):
             return None, None
-        return route.handler(request), fault
+        if fault is not None and fault.wrong_content_type:
+            # A proxy answered: the API never saw the request.
+            return JSONReply(200, HTML_PAGE, content_type="text/html; charset=utf-8"), fault
+        reply = route.handler(request)
+        if fault is not None and fault.malformed:
+            reply = _malformed(reply)
+        return reply, fault
 
     def _head(self, status: int, request: RecordedRequest, headers: Iterable[tuple[str, str]]) -> list[str]:
         try:
@@ -535,15 +605,29 @@ class FakeHTTPServer:
         lines.extend(f"{k}: {v}" for k, v in headers)
         return lines
 
-    def _write_json(self, h: _RequestHandler, request: RecordedRequest, reply: JSONReply) -> None:
+    def _write_json(
+        self, h: _RequestHandler, request: RecordedRequest, reply: JSONReply, fault: Fault | None = None
+    ) -> None:
         payload = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
         lines = self._head(reply.status, request, reply.headers.items())
-        lines.append("content-type: application/json")
+        lines.append(f"content-type: {reply.content_type}")
         lines.append(f"content-length: {len(payload)}")
         if h.close_connection:
             lines.append("connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if fault is not None and fault.first_token_delay > 0:
+            h.wfile.write(head)
+            if self._sleep(fault.first_token_delay):
+                h.close_connection = True
+                return
+            head = b""
+        if fault is not None and fault.reset:
+            cut = len(payload) // 2 if fault.reset_after_bytes is None else fault.reset_after_bytes
+            h.wfile.write(head + payload[: max(0, min(cut, len(payload) - 1))])
+            _reset(h)
+            return
         # One write: headers and body leave in the same segment.
-        h.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload)
+        h.wfile.write(head + payload)
 
     def _write_stream(
         self, h: _RequestHandler, request: RecordedRequest, reply: StreamReply, fault: Fault | None
@@ -555,21 +639,73 @@ class FakeHTTPServer:
         lines.append("transfer-encoding: chunked")
         write = h.wfile.write  # unbuffered socket writer: every write is sent at once
         write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        if self._sleep(self.ttft):
+        if self._sleep(self.ttft + (fault.first_token_delay if fault is not None else 0.0)):
             h.close_connection = True
             return
-        error_at = -1
-        if fault is not None and fault.stream_error_after is not None and events:
-            error_at = min(max(fault.stream_error_after, 0), len(events) - 1)
+        error_at = stall_at = -1
+        reset_at: int | None = None  # bytes of the event stream sent before a reset
+        if fault is not None and events:
+            last = len(events) - 1
+            if fault.stream_error_after is not None:
+                error_at = min(max(fault.stream_error_after, 0), last)
+            if fault.stream_stall > 0:
+                stall_at = min(max(fault.stream_stall_after, 0), last)
+            if fault.reset:
+                # The cut never reaches the last (terminal) event: the client must notice the loss.
+                whole = sum(len(e) for e in events[: (last + 1) // 2])
+                before_last = sum(len(e) for e in events[:last])
+                reset_at = min(whole if fault.reset_after_bytes is None else fault.reset_after_bytes, before_last)
+        sent = 0
         for i, event in enumerate(events):
             if i and self._sleep(self.chunk_delay):
+                h.close_connection = True
+                return
+            if i == stall_at and self._sleep(fault.stream_stall if fault is not None else 0.0):
                 h.close_connection = True
                 return
             if i == error_at:
                 assert fault is not None
                 make = reply.error_event or self.stream_error_event
                 event = make(fault.message or "The server had an error while streaming the response.", i)
+            if reset_at is not None and sent + len(event) > reset_at:
+                part = event[: reset_at - sent]
+                if part:
+                    write(b"%x\r\n%s\r\n" % (len(part), part))
+                _reset(h)
+                return
             write(b"%x\r\n%s\r\n" % (len(event), event))
+            sent += len(event)
             if i == error_at:
                 break
         write(b"0\r\n\r\n")
+
+
+def _reset(h: _RequestHandler) -> None:
+    """Close the connection with a TCP RST, not a FIN: what a crashed proxy or a killed peer does."""
+    h.close_connection = True
+    conn = h.connection
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    h.rfile.close()  # the socket closes for real only when its last file object is gone
+    conn.close()
+
+
+def _malformed(reply: Reply) -> Reply:
+    """The same answer with a 200 and its JSON cut short (streams: the first event's payload)."""
+    if isinstance(reply, JSONReply):
+        payload = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+        return replace(reply, status=200, body=payload[: max(1, len(payload) // 2)])
+    events = list(reply.events)
+    if events:
+        events[0] = _cut_event(events[0])
+    return replace(reply, status=200, events=events)
+
+
+def _cut_event(event: bytes) -> bytes:
+    """Cut the payload of an SSE event's ``data:`` line in half, keeping the framing (else cut the bytes)."""
+    lines = event.split(b"\n")
+    for i, line in enumerate(lines):
+        if line.startswith(b"data:"):
+            payload = line[5:].strip()
+            lines[i] = b"data: " + payload[: max(1, len(payload) // 2)]
+            return b"\n".join(lines)
+    return event[: max(1, len(event) // 2)]

@@ -52,6 +52,7 @@ _HEX = "0123456789abcdef"
 _IMAGE_TOKENS = 85  # what a low-detail image costs on OpenAI
 _MESSAGE_OVERHEAD = 4  # role and separators per message, as tiktoken cookbooks count it
 _JSON = (",", ":")  # OpenAI emits compact JSON for arguments and structured output
+_PRIMING = 3  # every reply is primed with 3 tokens
 
 # status → (error type, code, default message), as the real API words them.
 _ERRORS: dict[int, tuple[str, str | None, str]] = {
@@ -189,7 +190,8 @@ class FakeOpenAI(FakeHTTPServer):
     ``answer_words`` sets the length of text answers, ``words_per_chunk`` how many words each
     stream delta carries, ``embedding_dimensions`` the default vector size. ``api_key`` None
     accepts any bearer token; a string accepts only that one. ``record=False`` stops
-    recording requests (long benchmarks).
+    recording requests (long benchmarks). ``context_window``: prompt tokens (as counted for
+    ``usage``) above it → 400 ``context_length_exceeded`` on chat completions and responses.
     """
 
     path_prefixes = ("/v1",)
@@ -208,8 +210,10 @@ class FakeOpenAI(FakeHTTPServer):
         api_key: str | None = None,
         models: Sequence[str] = DEFAULT_MODELS,
         record: bool = True,
+        context_window: int = 128_000,
     ) -> None:
         self.answer_words = answer_words
+        self.context_window = context_window
         self.words_per_chunk = words_per_chunk
         self.embedding_dimensions = embedding_dimensions
         self.api_key = api_key
@@ -311,7 +315,7 @@ class FakeOpenAI(FakeHTTPServer):
     ) -> _Answer:
         """The answer to a prompt: tool calls, or text (plain, JSON object or schema instance)."""
         answer = _Answer(text=None)
-        answer.prompt_tokens = sum(part_tokens) + 3  # every reply is primed with 3 tokens
+        answer.prompt_tokens = sum(part_tokens) + _PRIMING
         answer.cached_tokens = self._cached_tokens(parts, part_tokens)
         if tools:
             for name, params in tools:
@@ -427,6 +431,15 @@ class FakeOpenAI(FakeHTTPServer):
             part_tokens.append(count_tokens(json.dumps(body["tools"])))
         parts.extend(messages)
         part_tokens.extend(_message_tokens(m) for m in messages)
+        prompt_tokens = sum(part_tokens) + _PRIMING
+        if prompt_tokens > self.context_window:  # checked before _generate: no prompt-cache entry
+            return self.error(
+                400,
+                f"This model's maximum context length is {self.context_window} tokens. However, your messages "
+                f"resulted in {prompt_tokens} tokens. Please reduce the length of the messages.",
+                param="messages",
+                code="context_length_exceeded",
+            )
         answer = self._generate(
             model=model,
             parts=parts,
@@ -654,6 +667,14 @@ class FakeOpenAI(FakeHTTPServer):
             part_tokens.append(count_tokens(json.dumps(fn_tools)))
         parts.extend(items)
         part_tokens.extend(_message_tokens(i) for i in items)
+        if sum(part_tokens) + _PRIMING > self.context_window:
+            # The Responses API's wording (a stream gets it as a 400 here, not as an event).
+            return self.error(
+                400,
+                "Your input exceeds the context window of this model. Please adjust your input and try again.",
+                param="input",
+                code="context_length_exceeded",
+            )
 
         answer = self._generate(
             model=model,

@@ -53,6 +53,9 @@ class AttemptRecord:
         "ended",
         "provider",
         "translation",
+        "reason",
+        "wait_ms",
+        "breaker_state",
     )
 
     def __init__(self, call: CallRecord, number: int, server_address: str) -> None:
@@ -74,6 +77,10 @@ class AttemptRecord:
         self.ended = False
         self.provider: str | None = None  # set when unillm routed the attempt (else: from the host)
         self.translation: Any = None  # adapters.base.Translation of a translated attempt
+        # Set by the router (NULL in the log otherwise): see schema.ATTEMPT_COLUMNS.
+        self.reason: str | None = None
+        self.wait_ms: float | None = None
+        self.breaker_state: str | None = None
 
     def end(self, *, interrupted: bool = False) -> None:
         """The body has ended (or failed); idempotent."""
@@ -110,6 +117,10 @@ class CallRecord:
         "finished",
         "target",
         "plan",
+        "route",
+        "strategy",
+        "route_reason",
+        "blocked",
         "_on_finish",
     )
 
@@ -137,6 +148,11 @@ class CallRecord:
         self.finished = False
         self.target: Any = None  # adapters.base.Target when unillm sends this call to a provider
         self.plan: Any = None  # routing.policy.Plan when unillm retries and fails over itself
+        # Set by the router (NULL in the log otherwise): see schema.CALL_COLUMNS.
+        self.route: str | None = None
+        self.strategy: str | None = None
+        self.route_reason: str | None = None
+        self.blocked: str | None = None  # a spent budget's message: the call is answered, not sent
         self._on_finish = on_finish
 
     def new_attempt(self, server_address: str) -> AttemptRecord:

@@ -5,6 +5,9 @@ into `calls.duckdb` when it can take the lock for a moment.
 The calling thread only appends to a deque (~0.1 µs). Nothing here raises into the app: write
 failures are reported once and the rows are kept (up to the queue cap) to be written when the
 location works again.
+
+Rows of the other tables (breaker_events) come in through `submit_event`, already built; observers
+(`add_observer`) see every call's rows on the writer thread, e.g. the router learning latencies.
 """
 
 from __future__ import annotations
@@ -14,19 +17,44 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from unillm import diagnostics
-from unillm.tracer.call import CallRecord
+from unillm.tracer import schema
+from unillm.tracer.call import CallRecord, new_call_id
 from unillm.tracer.location import LogLocation
 from unillm.tracer.pricing import Pricer
-from unillm.tracer.rows import build_rows
+from unillm.tracer.rows import build_rows, host_name
 from unillm.tracer.spool import write_segment
 
-_BATCH = 2000  # calls per segment at most
+_BATCH = 2000  # calls (and events) per segment at most
 _HIGH_WATER = 2 * _BATCH  # queued calls beyond which the caller yields to the writer
+# Tables built from CallRecords, written in this order after the event tables: attempts first, so
+# a reader that sees a call can always see its attempts.
+_CALL_TABLES = ("attempts", "calls")
+
+Observer = Callable[[dict[str, Any], list[dict[str, Any]]], None]
+_T = TypeVar("_T")
+
+
+def _take(queue: deque[_T], limit: int) -> list[_T]:
+    items: list[_T] = []
+    while queue and len(items) < limit:
+        items.append(queue.popleft())
+    return items
+
+
+def _event_row(row: dict[str, Any], host: str, pid: int) -> dict[str, Any]:
+    full = dict(row)  # the caller's dict stays untouched
+    if full.get("event_id") is None:
+        full["event_id"] = new_call_id()  # the key: a row without one would never be ingested
+    if full.get("process_id") is None:
+        full["process_id"] = pid
+    if full.get("host") is None:
+        full["host"] = host
+    return full
 
 
 @contextmanager
@@ -62,7 +90,9 @@ class Recorder:
         self._fold_interval = fold_interval
         self._max_queue = max_queue
         self._queue: deque[CallRecord] = deque()
-        self._unwritten: dict[str, list[dict[str, Any]]] = {"calls": [], "attempts": []}
+        self._events: deque[tuple[str, dict[str, Any]]] = deque()
+        self._unwritten: dict[str, list[dict[str, Any]]] = {t: [] for t in schema.TABLES}
+        self._observers: list[Observer] = []
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._flush_lock = threading.Lock()
@@ -88,6 +118,28 @@ class Recorder:
             # itself back to the releasing thread). A short sleep hands it over. Only ever
             # happens in such loops; an app waiting on the network leaves the writer plenty.
             time.sleep(0.0002)
+
+    def submit_event(self, table: str, row: dict[str, Any]) -> None:
+        """Queue one row of an event table (breaker_events); cheap and safe from any thread.
+
+        `event_id`, `process_id` and `host` are filled in on the writer thread when missing.
+        """
+        if table in _CALL_TABLES or table not in schema.TABLES:
+            raise ValueError(f"submit_event takes rows of event tables, not {table!r}")
+        if len(self._events) >= self._max_queue:
+            self.dropped += 1
+            diagnostics.count("dropped_records")
+            return
+        self._events.append((table, row))
+        if self._thread is None:
+            self._start()
+
+    def add_observer(self, fn: Observer) -> None:
+        """Call `fn(call_row, attempt_rows)` for every recorded call, on the thread that writes them.
+
+        An observer's exception is reported as an internal error; the rows are recorded anyway.
+        """
+        self._observers.append(fn)
 
     # -- background -----------------------------------------------------------------------
     def start(self) -> None:
@@ -118,22 +170,17 @@ class Recorder:
         """Write everything queued so far to the spool; optionally fold the spool into the db."""
         with self._flush_lock:
             while True:  # in bounded batches, so a backlog becomes segments (and memory) steadily
-                batch = self._drain(_BATCH)
-                self._write(batch)
-                if len(batch) < _BATCH:
+                batch = _take(self._queue, _BATCH)
+                events = _take(self._events, _BATCH)
+                self._write(batch, events)
+                if len(batch) < _BATCH and len(events) < _BATCH:
                     break
             if fold:
                 self._fold(fold_wait)
 
-    def _drain(self, limit: int) -> list[CallRecord]:
-        calls: list[CallRecord] = []
-        queue = self._queue
-        while queue and len(calls) < limit:
-            calls.append(queue.popleft())
-        return calls
-
-    def _write(self, calls: list[CallRecord]) -> None:
+    def _write(self, calls: list[CallRecord], events: list[tuple[str, dict[str, Any]]]) -> None:
         pending = self._unwritten
+        built: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
         for call in calls:
             try:
                 call_row, attempt_rows = build_rows(call, self._pricer)
@@ -142,11 +189,30 @@ class Recorder:
                 continue
             pending["calls"].append(call_row)
             pending["attempts"].extend(attempt_rows)
-        if not pending["calls"] and not pending["attempts"]:
+            built.append((call_row, attempt_rows))
+        if events:
+            host, pid = host_name(), os.getpid()
+            for table, row in events:
+                pending.setdefault(table, []).append(_event_row(row, host, pid))
+        self._write_pending()
+        # After the write: an observer that raises (strict mode re-raises) cannot cost rows.
+        self._notify(built)
+
+    def _notify(self, built: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> None:
+        observers = tuple(self._observers)
+        for call_row, attempt_rows in built:
+            for fn in observers:
+                try:
+                    fn(call_row, attempt_rows)
+                except Exception as exc:
+                    diagnostics.internal_error("recorder.observer", exc)
+
+    def _write_pending(self) -> None:
+        pending = self._unwritten
+        if not any(pending.values()):
             return
         try:
-            # Attempts first: a reader that sees a call can always see its attempts.
-            for table in ("attempts", "calls"):
+            for table in [*(t for t in pending if t not in _CALL_TABLES), *_CALL_TABLES]:
                 if pending[table]:
                     write_segment(self.location.spool_dir, table, pending[table])
                     if table == "calls":
@@ -163,6 +229,12 @@ class Recorder:
         diagnostics.resolved("log_unwritable")
 
     def _cap_unwritten(self) -> None:
+        for table, rows in self._unwritten.items():
+            if table not in _CALL_TABLES and len(rows) > self._max_queue:
+                overflow = len(rows) - self._max_queue
+                del rows[:overflow]  # the oldest events go first
+                self.dropped += overflow
+                diagnostics.count("dropped_records", overflow)
         overflow = len(self._unwritten["calls"]) - self._max_queue
         if overflow > 0:
             dropped = self._unwritten["calls"][:overflow]
@@ -201,7 +273,8 @@ class Recorder:
     def _after_fork(self) -> None:
         # The child has no recorder thread; calls queued by the parent are the parent's to write.
         self._queue = deque()
-        self._unwritten = {"calls": [], "attempts": []}
+        self._events = deque()
+        self._unwritten = {t: [] for t in schema.TABLES}
         self._thread = None
         self._wake = threading.Event()
         self._flush_lock = threading.Lock()

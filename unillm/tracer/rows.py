@@ -27,6 +27,10 @@ def _host_and_sdk() -> tuple[str, str]:
     return socket.gethostname(), sdk_version
 
 
+def host_name() -> str:
+    return _host_and_sdk()[0]
+
+
 def _iso(wall: float) -> str:
     return datetime.fromtimestamp(wall, tz=timezone.utc).isoformat()
 
@@ -98,6 +102,9 @@ def build_rows(call: CallRecord, pricer: Pricer) -> tuple[dict[str, Any], list[d
                 "http_status": attempt.http_status,
                 "error_type": outcome[1],
                 "error_message": outcome[2],
+                "reason": attempt.reason,
+                "wait_ms": attempt.wait_ms,
+                "breaker_state": attempt.breaker_state,
             }
         )
         final_answer, final_status, last = answer, outcome, attempt
@@ -152,5 +159,8 @@ def build_rows(call: CallRecord, pricer: Pricer) -> tuple[dict[str, Any], list[d
         "host": host,
         "sdk_version": sdk_version,
         "unillm_version": __version__,
+        "route": call.route,
+        "strategy": call.strategy,
+        "route_reason": call.route_reason,
     }
     return call_row, attempt_rows

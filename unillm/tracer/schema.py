@@ -49,6 +49,18 @@ CALL_COLUMNS: tuple[Column, ...] = (
     Column("host", "VARCHAR", "Host name of the machine that made the call."),
     Column("sdk_version", "VARCHAR", "Version of the openai package."),
     Column("unillm_version", "VARCHAR", "Version of unillm that recorded the call."),
+    Column("route", "VARCHAR", "Route (model alias from [routes]) the call went through; NULL when not routed."),
+    Column(
+        "strategy",
+        "VARCHAR",
+        "Routing strategy that ordered the targets: fallback, weighted, lowest-latency, lowest-cost, auto.",
+    ),
+    Column(
+        "route_reason",
+        "VARCHAR",
+        "Why the targets were tried in this order (e.g. the auto strategy's verdict), "
+        "and targets skipped before sending.",
+    ),
 )
 
 ATTEMPT_COLUMNS: tuple[Column, ...] = (
@@ -64,12 +76,87 @@ ATTEMPT_COLUMNS: tuple[Column, ...] = (
     Column("http_status", "INTEGER", "HTTP status, NULL when no answer came (connection error, timeout)."),
     Column("error_type", "VARCHAR", "Error kind: http status class, timeout, connection, stream_error."),
     Column("error_message", "VARCHAR", "Error message (secrets redacted)."),
+    Column(
+        "reason",
+        "VARCHAR",
+        "Why this attempt was made: first, retry (same target), failover (next target), probe (half-open breaker).",
+    ),
+    Column("wait_ms", "DOUBLE", "Milliseconds unillm waited (backoff, Retry-After) before sending this attempt."),
+    Column(
+        "breaker_state", "VARCHAR", "Circuit breaker state of the target when the attempt was sent: closed, half_open."
+    ),
 )
 
-TABLES: dict[str, tuple[Column, ...]] = {"calls": CALL_COLUMNS, "attempts": ATTEMPT_COLUMNS}
+BREAKER_EVENT_COLUMNS: tuple[Column, ...] = (
+    Column("event_id", "VARCHAR", "Unique id of the event."),
+    Column("changed_at", "TIMESTAMPTZ", "When the breaker changed state (UTC)."),
+    Column("target", "VARCHAR", "The breaker's target: provider/model."),
+    Column("provider", "VARCHAR", "Provider of the target."),
+    Column("model", "VARCHAR", "Model of the target."),
+    Column("from_state", "VARCHAR", "State before: closed, open, half_open."),
+    Column("to_state", "VARCHAR", "State after: closed, open, half_open."),
+    Column(
+        "reason",
+        "VARCHAR",
+        "Why, e.g. 5 failures in a row, 60% of the last 20 calls failed, cooldown of 10 s passed, "
+        "probe succeeded, probe failed.",
+    ),
+    Column("failures", "INTEGER", "Consecutive failures of the target at the time."),
+    Column("failure_rate", "DOUBLE", "Failure share over the breaker window; NULL when not tracked."),
+    Column("cooldown_s", "DOUBLE", "Seconds the breaker stays open (when to_state is open)."),
+    Column("process_id", "INTEGER", "Process id of the app whose breaker changed state."),
+    Column("host", "VARCHAR", "Host name of the machine."),
+)
+
+TABLES: dict[str, tuple[Column, ...]] = {
+    "calls": CALL_COLUMNS,
+    "attempts": ATTEMPT_COLUMNS,
+    "breaker_events": BREAKER_EVENT_COLUMNS,
+}
 
 # Key columns that make ingestion idempotent: a row whose key is already stored is skipped.
-TABLE_KEYS: dict[str, tuple[str, ...]] = {"calls": ("call_id",), "attempts": ("call_id", "attempt")}
+TABLE_KEYS: dict[str, tuple[str, ...]] = {
+    "calls": ("call_id",),
+    "attempts": ("call_id", "attempt"),
+    "breaker_events": ("event_id",),
+}
+
+
+class View(NamedTuple):
+    meaning: str
+    select: str  # over the tables by their plain names, so it works on the db and on readers' views
+
+
+# Views, current definitions. Readers create them as TEMP VIEWs over their db + spool views (the
+# db's own copy, made by a migration for plain DuckDB clients, would read the db alone).
+VIEWS: dict[str, View] = {
+    "failovers": View(
+        "One row per attempt of every call that needed more than one attempt, with the call's outcome.",
+        """SELECT
+  c.call_id,
+  c.started_at,
+  c.route,
+  c.request_model,
+  a.attempt,
+  a.provider,
+  a.model,
+  a.status,
+  a.http_status,
+  a.error_type,
+  a.error_message,
+  a.reason,
+  a.wait_ms,
+  a.duration_ms,
+  a.breaker_state,
+  c.provider AS served_by,
+  c.status AS call_status,
+  c.cost_usd
+FROM attempts AS a
+JOIN calls AS c ON c.call_id = a.call_id
+WHERE c.attempts > 1
+ORDER BY c.started_at, c.call_id, a.attempt""",
+    ),
+}
 
 
 class Migration(NamedTuple):
@@ -82,7 +169,8 @@ class Migration(NamedTuple):
 # tuples above: a log made by an old release must replay exactly what that release ran. To add a
 # column, append it to the tuple above AND append a migration such as
 #     Migration("0002_calls_foo", ("ALTER TABLE calls ADD COLUMN IF NOT EXISTS foo VARCHAR",))
-# A test applies every migration to an empty database and checks the result equals `TABLES`.
+# A test applies every migration to an empty database and checks the result equals `TABLES`
+# (and that each view there has the columns of its current definition in `VIEWS`).
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "0001_calls_and_attempts",
@@ -135,6 +223,55 @@ MIGRATIONS: tuple[Migration, ...] = (
   error_type VARCHAR,
   error_message VARCHAR
 )""",
+        ),
+    ),
+    Migration(
+        "0002_routing",
+        (
+            "ALTER TABLE calls ADD COLUMN IF NOT EXISTS route VARCHAR",
+            "ALTER TABLE calls ADD COLUMN IF NOT EXISTS strategy VARCHAR",
+            "ALTER TABLE calls ADD COLUMN IF NOT EXISTS route_reason VARCHAR",
+            "ALTER TABLE attempts ADD COLUMN IF NOT EXISTS reason VARCHAR",
+            "ALTER TABLE attempts ADD COLUMN IF NOT EXISTS wait_ms DOUBLE",
+            "ALTER TABLE attempts ADD COLUMN IF NOT EXISTS breaker_state VARCHAR",
+            """CREATE TABLE IF NOT EXISTS breaker_events (
+  event_id VARCHAR,
+  changed_at TIMESTAMPTZ,
+  target VARCHAR,
+  provider VARCHAR,
+  model VARCHAR,
+  from_state VARCHAR,
+  to_state VARCHAR,
+  reason VARCHAR,
+  failures INTEGER,
+  failure_rate DOUBLE,
+  cooldown_s DOUBLE,
+  process_id INTEGER,
+  host VARCHAR
+)""",
+            """CREATE OR REPLACE VIEW failovers AS SELECT
+  c.call_id,
+  c.started_at,
+  c.route,
+  c.request_model,
+  a.attempt,
+  a.provider,
+  a.model,
+  a.status,
+  a.http_status,
+  a.error_type,
+  a.error_message,
+  a.reason,
+  a.wait_ms,
+  a.duration_ms,
+  a.breaker_state,
+  c.provider AS served_by,
+  c.status AS call_status,
+  c.cost_usd
+FROM attempts AS a
+JOIN calls AS c ON c.call_id = a.call_id
+WHERE c.attempts > 1
+ORDER BY c.started_at, c.call_id, a.attempt""",
         ),
     ),
 )

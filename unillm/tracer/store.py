@@ -455,7 +455,8 @@ def query(
     fold_first: bool = True,
     lock_wait_s: float = QUERY_LOCK_WAIT_S,
 ) -> QueryResult:
-    """Run one SQL query over the call log: tables `calls` and `attempts` = database + spool.
+    """Run one SQL query over the call log: each table of `schema.TABLES` = database + spool,
+    and the views of `schema.VIEWS` over them.
 
     Each call opens a fresh in-memory DuckDB, ATTACHes the log READ_ONLY (as `unillm_db`),
     builds the views, runs `sql`, fetches every row and closes, so no reader holds the file
@@ -545,6 +546,9 @@ def _prepare(con: duckdb.DuckDBPyConnection, loc: LogLocation) -> None:
             )
             view = f"SELECT {select} FROM {db_table} UNION ALL {view}"
         con.execute(f"CREATE TEMP VIEW {table} AS {view}")
+    # Derived views read the temp views above (db + spool), never the db's own copy (db alone).
+    for name, derived in schema.VIEWS.items():
+        con.execute(f"CREATE TEMP VIEW {_ident(name)} AS {derived.select}")
     if not had_db and loc.db_path.exists():
         # A fold created the database meanwhile and may have moved segments we did not read.
         raise _Retry
