@@ -219,3 +219,13 @@ def test_demo_runs_end_to_end(tmp_path) -> None:
     assert total["n"] >= 30 + 18  # the app's requests (agent steps make two calls) and the async batch
     assert total["usd"] > 0
     assert total["retried"] >= 1  # the simulated outage made the SDK retry
+    # The routed calls failed over while the simulated OpenAI was down, and the breakers opened.
+    outage = unillm.sql(
+        "select provider, count(*) as n from calls where tags['phase'] = '2 outage' and route is not null "
+        "and status = 'ok' group by 1",
+        log=str(log),
+    ).to_dicts()
+    assert {row["provider"] for row in outage} & {"anthropic", "gemini"}
+    assert "Routed calls before, during and after the OpenAI outage" in out.stdout
+    opened = unillm.sql("select count(*) from breaker_events where to_state = 'open'", log=str(log)).scalar()
+    assert opened >= 1

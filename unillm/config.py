@@ -100,6 +100,9 @@ class RouteConfig(BaseModel):
     )
     breaker_window: int = Field(default=20, ge=2, le=10_000, description="Calls the failure rate is taken over.")
     breaker_cooldown: float = Field(default=10.0, gt=0, le=3600, description="Seconds before an open breaker probes.")
+    breaker_max_cooldown: float = Field(
+        default=300.0, gt=0, le=86_400, description="Longest cooldown, which doubles each time a probe fails."
+    )
 
     def target_names(self) -> list[str]:
         return [t if isinstance(t, str) else t.target for t in self.targets]

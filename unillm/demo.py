@@ -1,8 +1,12 @@
 """`unillm demo`: a small support-bot app on simulated providers, recorded by unillm.patch().
 
-Everything runs on 127.0.0.1 with the simulated OpenAI-wire provider from `unillm.testing`; no
-API key is needed and nothing leaves the machine. The app code below is plain openai SDK code,
-as a user would write it — unillm only adds `patch()` and `tags()`.
+Everything runs on 127.0.0.1 with the simulated providers from `unillm.testing`; no API key is
+needed and nothing leaves the machine. The app code below is plain openai SDK code, as a user
+would write it — unillm only adds `patch()` and `tags()`.
+
+The demo's routes (`DEMO_ROUTES`, unless your unillm.toml has its own) send the chat models to
+OpenAI with Anthropic and Gemini behind them. Midway the simulated OpenAI goes down, then comes
+back: the routed calls fail over, the breaker opens and later closes, and the summary shows it.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import asyncio
 import random
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -121,6 +126,74 @@ async def _batch(client: Any, tickets: list[str]) -> int:
     return sum(not ok for ok in results)
 
 
+# Routes the demo uses when your config has none: what a unillm.toml could say.
+DEMO_ROUTES: dict[str, Any] = {
+    "gpt-4o": {
+        "targets": ["openai/gpt-4o", "anthropic/claude-sonnet-4-5", "gemini/gemini-2.5-flash"],
+        "retries": 1,
+        "backoff": 0.02,
+        "breaker_failures": 3,
+        "breaker_cooldown": 0.3,
+        "breaker_max_cooldown": 1.0,
+    },
+    "gpt-4o-mini": {
+        "targets": ["openai/gpt-4o-mini", "gemini/gemini-2.5-flash"],
+        "backoff": 0.02,
+        "breaker_failures": 3,
+        "breaker_cooldown": 0.3,
+        "breaker_max_cooldown": 1.0,
+    },
+    "gpt-4.1": {
+        "strategy": "auto",  # tool calls are hard: the strong model; plain questions: the cheap one
+        "targets": ["openai/gpt-4.1-mini", "openai/gpt-4.1", "anthropic/claude-sonnet-4-5"],
+        "auto": {"easy": "openai/gpt-4.1-mini", "hard": "openai/gpt-4.1"},
+        "backoff": 0.02,
+        "breaker_failures": 3,
+        "breaker_cooldown": 0.3,
+        "breaker_max_cooldown": 1.0,
+    },
+    "text-embedding-3-small": {
+        "targets": ["openai/text-embedding-3-small", "gemini/gemini-embedding-001"],
+        "backoff": 0.02,
+        "breaker_failures": 3,
+        "breaker_cooldown": 0.3,
+        "breaker_max_cooldown": 1.0,
+    },
+    "gpt-4.1-nano": {
+        "strategy": "lowest-cost",
+        "targets": ["openai/gpt-4.1-nano", "gemini/gemini-2.5-flash-lite", "anthropic/claude-haiku-4-5"],
+    },
+}
+
+PHASE_SQL = """
+select
+  tags['phase']                                              as phase,
+  provider                                                   as "served by",
+  count(*)                                                   as calls,
+  count(*) filter (where status = 'ok')                      as ok,
+  count(*) filter (where status <> 'ok')                     as failed,
+  count(*) filter (where attempts > 1)                       as "failed over / retried",
+  round(quantile_cont(duration_ms, 0.5), 1)                  as "p50 ms"
+from calls
+where tags['run'] = ? and route is not null
+group by all
+order by min(started_at), provider
+"""
+
+BREAKER_SQL = """
+select
+  target,
+  strftime(min(changed_at) filter (where to_state = 'open'), '%H:%M:%S.%g')    as opened,
+  count(*) filter (where to_state = 'half_open')                              as probes,
+  count(*) filter (where reason = 'probe failed')                             as "probes failed",
+  strftime(max(changed_at) filter (where to_state = 'closed'), '%H:%M:%S.%g') as "closed again",
+  arg_max(to_state, changed_at)                                               as "state now"
+from breaker_events
+where changed_at >= ?
+group by target
+order by opened
+"""
+
 SUMMARY_SQL = """
 select
   coalesce(tags['feature'], '(total)')                              as feature,
@@ -140,6 +213,15 @@ where tags['run'] = ?
 group by rollup (tags['feature'])
 order by feature = '(total)', feature
 """
+
+
+def _describe_route(route: Any) -> str:
+    if isinstance(route, str):
+        return route
+    targets = route["targets"] if isinstance(route, dict) else route.target_names()
+    strategy = route.get("strategy", "fallback") if isinstance(route, dict) else route.strategy
+    names = [t if isinstance(t, str) else t.get("target", "?") for t in targets]
+    return f"{strategy}: " + ", ".join(names)
 
 
 def _command_name() -> str:
@@ -168,8 +250,9 @@ def run_demo(*, calls: int = 120, log: str | None = None, show_progress: bool = 
     rng = random.Random(seed)
     run_id = f"demo-{int(time.time())}"
     plan = rng.choices(list(WEIGHTS), weights=list(WEIGHTS.values()), k=calls)
-    outage = range(int(calls * 0.45), int(calls * 0.55))  # a short provider outage mid-run
+    outage = range(int(calls * 0.4), int(calls * 0.6))  # the simulated OpenAI is down, then back
     failures = 0
+    started = datetime.now(tz=timezone.utc)
 
     timing: dict[str, Any] = {"latency": 0.008, "ttft": 0.02, "chunk_delay": 0.002, "seed": seed}
     with FakeOpenAI(**timing) as fake, FakeAnthropic(**timing) as fake_anthropic, FakeGemini(**timing) as fake_gemini:
@@ -178,54 +261,62 @@ def run_demo(*, calls: int = 120, log: str | None = None, show_progress: bool = 
         simulated["anthropic"] = {"base_url": fake_anthropic.base_url, "api_key": DEMO_KEY}
         simulated["gemini"] = {"base_url": fake_gemini.base_url, "api_key": DEMO_KEY}
         unillm.patch(providers=simulated, **({"log": log} if log else {}))
+        session = runtime.current()
+        own_routes = bool(session is not None and session.settings.routes)
+        if not own_routes:  # no [routes] in the user's config: the demo's own
+            unillm.patch(providers=simulated, routes=DEMO_ROUTES, **({"log": log} if log else {}))
+            session = runtime.current()
         client = openai.OpenAI(base_url=fake.base_url, api_key=DEMO_KEY, max_retries=2)
         async_client = openai.AsyncOpenAI(base_url=fake.base_url, api_key=DEMO_KEY, max_retries=2)
-        session = runtime.current()
         routes = session.settings.routes if session is not None else {}
         console.print(f"[bold]unillm demo[/bold]: a support bot on simulated providers ({fake.base_url} and friends)")
-        if routes:
-            console.print("routes from your config: " + ", ".join(f"{k} → {v}" for k, v in routes.items()))
-        else:
-            console.print(
-                "[dim]tip: route a model elsewhere without touching the app, e.g. in unillm.toml:[/dim]\n"
-                '[dim]  [routes]\n  "gpt-4o" = "anthropic/claude-sonnet-4-5"[/dim]'
-            )
+        console.print(
+            ("routes from your config: " if own_routes else "the demo's routes (put yours in unillm.toml): ")
+            + "; ".join(f"{k} → {_describe_route(v)}" for k, v in routes.items())
+        )
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, disable=not show_progress, transient=False) as progress:
             task = progress.add_task("app requests", total=calls + 1)
             for index, feature in enumerate(plan):
-                for server in (fake, fake_anthropic, fake_gemini):
-                    server.error_rate = 0.7 if index in outage else 0.03
+                fake.error_rate = 1.0 if index in outage else 0.03  # the simulated OpenAI is down
+                phase = "1 before" if index < outage.start else "2 outage" if index in outage else "3 after"
+                if index == outage.stop:
+                    time.sleep(1.05)  # OpenAI is back: its breakers probe it again after their cooldown
                 ticket = TICKETS[index % len(TICKETS)]
-                with unillm.tags(app="unillm-demo", run=run_id, feature=feature, user=f"user-{index % 7}"):
+                tags = {"app": "unillm-demo", "run": run_id, "feature": feature, "user": f"user-{index % 7}"}
+                with unillm.tags(**tags, phase=phase):
                     try:
                         STEPS[feature](client, ticket)
                     except openai.APIError:
                         failures += 1  # the app would show an apology; the log shows why
                 progress.advance(task)
-            for server in (fake, fake_anthropic, fake_gemini):
-                server.error_rate = 0.03
-            with unillm.tags(app="unillm-demo", run=run_id, feature="batch"):
+            fake.error_rate = 0.03
+            with unillm.tags(app="unillm-demo", run=run_id, feature="batch", phase="3 after"):
                 failures += asyncio.run(_batch(async_client, TICKETS * 3))
             progress.advance(task)
         unillm.flush()
 
     result = unillm.sql(SUMMARY_SQL, [run_id])
     print_table(result.columns, result.rows, title=f"Call log for this run ({run_id})")
+    phases = unillm.sql(PHASE_SQL, [run_id])
+    print_table(phases.columns, phases.rows, title="Routed calls before, during and after the OpenAI outage")
+    events = unillm.sql(BREAKER_SQL, [started])
+    if events.rows:
+        print_table(events.columns, events.rows, title="Circuit breakers (every change: select * from breaker_events)")
     stats = unillm.stats()
     log_path = stats["recorder"]["log"] if stats["recorder"] else "?"
     unillm.unpatch()
     unillm_cmd = _command_name()
     log_flag = f" --log {log}" if log else ""
     console.print(
-        f"\n{failures} app request(s) failed after the SDK's retries (the outage mid-run); "
-        "every attempt is in the log.",
+        f"\n{failures} app request(s) failed during the outage (calls on models without a route "
+        "only had the SDK's retries); routed calls failed over. Every attempt is in the log.",
         f"Call log: [bold]{log_path}[/bold]\n",
         "Next:",
         f"  {unillm_cmd} sql{log_flag} \"select tags['feature'] as feature, count(*) as calls, "
         'round(sum(cost_usd), 6) as usd from calls group by 1 order by usd desc"',
-        f'  {unillm_cmd} sql{log_flag} "select call_id, attempt, status, http_status, error_type '
-        "from attempts where status <> 'ok' limit 20\"",
+        f'  {unillm_cmd} sql{log_flag} "select request_model, attempt, provider, http_status, error_type, '
+        'reason, served_by from failovers limit 20"',
         '  or from Python: unillm.sql("select ..."), or open the file in any DuckDB client.',
         sep="\n",
         soft_wrap=True,

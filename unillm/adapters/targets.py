@@ -58,6 +58,7 @@ class TargetResolver:
                     failure_rate=route.breaker_failure_rate,
                     window=route.breaker_window,
                     cooldown=route.breaker_cooldown,
+                    max_cooldown=max(route.breaker_max_cooldown, route.breaker_cooldown),
                 ),
                 auto=route.auto,
                 estimate_cost=self._estimate_cost,
