@@ -179,6 +179,9 @@ def stop() -> None:
         from unillm.adapters.registry import use_configured_providers
 
         use_configured_providers({})
+        from unillm.routing.breaker import BREAKERS
+
+        BREAKERS.on_transition = None
         if _session is not None:
             _session.close()
             _session = None
