@@ -342,3 +342,26 @@ def test_budget_config_errors_name_the_key(log_path) -> None:
         unillm.patch(log=str(log_path), budgets={"b": {"limit_usd": 1, "action": "downgrade"}})
     with pytest.raises(ConfigError, match=r"routes\.r\.auto\.hard: 'groq/x' is not one of the route's targets"):
         unillm.patch(log=str(log_path), routes={"r": {"targets": [CHEAP], "auto": {"hard": "groq/x"}}})
+
+
+def test_doctor_reports_strategies_budget_spend_and_recent_breakers(route, servers, log_path, monkeypatch) -> None:
+    from unillm.doctor import report
+
+    cheap, _ = servers
+    app = route(strategy="lowest-cost", retries=0, breaker_failures=2, budgets={"daily": {"limit_usd": 5}})
+    cheap.fail_next(count=2, status=503)
+    ask(app)
+    ask(app)
+    unillm.flush()
+    (log_path.parent.parent / "unillm.toml").write_text(
+        f'log = "{log_path}"\n[routes.support]\nstrategy = "lowest-cost"\ntargets = ["{CHEAP}", "{STRONG}"]\n'
+        "[budgets.daily]\nlimit_usd = 5\n"
+    )
+    facts = report(probe=False)
+    assert facts["routes"]["support"] == ("lowest-cost", [CHEAP, STRONG])
+    [(name, scope, spent, action)] = facts["budgets"]
+    assert (name, scope, action) == ("daily", "all calls", "block") and spent.endswith("of $5")
+    assert float(spent.split()[0].lstrip("$")) > 0
+    [(target, opened, state, *_)] = facts["breakers"]
+    assert (target, opened, state) == (CHEAP, 1, "open")
+    assert facts["log_error"] is None and facts["bad_segments"] == 0

@@ -133,13 +133,24 @@ def doctor(no_probe: bool) -> None:
     console.print(f"config: {facts['config']}")
     state = "exists" if facts["log_exists"] else "not created yet"
     console.print(f"call log: {facts['log']} ({state}; {facts['spool_backlog']} spool segments waiting)")
+    if facts["bad_segments"]:
+        console.print(f"[yellow]{facts['bad_segments']} spool segment(s) could not be read and were set aside[/]")
+    if facts["log_error"]:
+        console.print(f"[red]the call log could not be read: {facts['log_error']}[/]")
     if facts["routes"]:
+        routes = [(alias, strategy, " → ".join(t)) for alias, (strategy, t) in facts["routes"].items()]
+        print_table(["route", "strategy", "targets"], routes, title="Routes")
+    if facts["budgets"]:
+        print_table(["budget", "covers", "spent today (UTC)", "when reached"], facts["budgets"], title="Budgets")
+    if facts["breakers"]:
         print_table(
-            ["route", "targets"], [(alias, " → ".join(t)) for alias, t in facts["routes"].items()], title="Routes"
+            ["target", "opened", "state", "last reason", "last change"],
+            facts["breakers"],
+            title="Circuit breakers that changed in the last 24 h (from the log)",
         )
     if facts["providers"]:
-        rows = [(p.name, p.wire, p.base_url, p.key, p.answer) for p in facts["providers"]]
-        print_table(["provider", "wire", "base URL", "key", "answers"], rows, title="Providers")
+        providers = [(p.name, p.wire, p.base_url, p.key, p.answer) for p in facts["providers"]]
+        print_table(["provider", "wire", "base URL", "key", "answers"], providers, title="Providers")
 
 
 @main.command()

@@ -1,8 +1,10 @@
 """`unillm doctor`: what unillm would do here, and whether it can.
 
-Shows the config file in use, the call log and its spool backlog, every route with its targets,
-and for each provider a route names: whether its key is set (never the key itself) and whether
-its API answers a cheap request (listing models), with the time it took.
+Shows the config file in use, the call log (its spool backlog, segments it could not read), every
+route with its strategy and targets, the budgets with today's spend, the circuit breakers that
+changed state in the last 24 hours (from the log: breakers live in the app's processes), and for
+each provider a route names: whether its key is set (never the key itself) and whether its API
+answers a cheap request (listing models), with the time it took.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from unillm.adapters.base import Target
 from unillm.adapters.registry import resolve_provider
 from unillm.config import Settings, find_config_file, load_settings
 from unillm.tracer.location import LogLocation
+from unillm.tracer.schema import TABLES
 from unillm.tracer.spool import list_segments
+from unillm.tracer.store import BAD_DIR
 
 
 @dataclass
@@ -81,21 +85,53 @@ def check_provider(name: str, settings: Settings, *, probe: bool = True, timeout
     return ProviderCheck(name, spec.wire, spec.base_url or "(not set)", key_state, answer)
 
 
+_BREAKERS_SQL = """
+select target, count(*) filter (where to_state = 'open') as opened,
+       arg_max(to_state, changed_at) as state, arg_max(reason, changed_at) as last_reason,
+       max(changed_at) as last_change
+from breaker_events where changed_at >= now() - interval 1 day group by target order by last_change desc
+"""
+
+
+def _from_log(location: LogLocation, settings: Settings) -> dict[str, Any]:
+    """Budgets' spend today and recent breaker changes, read from the call log."""
+    from unillm.routing.budgets import spend_sql, today_utc
+    from unillm.tracer.store import query
+
+    facts: dict[str, Any] = {"budgets": [], "breakers": [], "log_error": None}
+    try:
+        for name, budget in settings.budgets.items():
+            sql, params = spend_sql(budget, today_utc())
+            spent = query(location, sql, params, fold_first=False).scalar() or 0.0
+            scope = f"route {budget.route}" if budget.route else "all calls"
+            if budget.tags:
+                scope += " tagged " + ", ".join(f"{k}={v}" for k, v in budget.tags.items())
+            facts["budgets"].append((name, scope, f"${spent:.4f} of ${budget.limit_usd:g}", budget.action))
+        facts["breakers"] = query(location, _BREAKERS_SQL, fold_first=False).rows
+    except Exception as exc:  # a busy or broken log is itself worth reporting
+        facts["log_error"] = f"{type(exc).__name__}: {exc}"
+    return facts
+
+
 def report(*, probe: bool = True) -> dict[str, Any]:
     found = find_config_file()
     settings = load_settings()
     location = LogLocation(settings.log_path())
     routes = {
-        alias: [route] if isinstance(route, str) else route.target_names() for alias, route in settings.routes.items()
+        alias: ("fallback", [route]) if isinstance(route, str) else (route.strategy, route.target_names())
+        for alias, route in settings.routes.items()
     }
     names = sorted(
-        {target.split("/", 1)[0] for targets in routes.values() for target in targets} | set(settings.providers)
+        {target.split("/", 1)[0] for _, targets in routes.values() for target in targets} | set(settings.providers)
     )
+    bad_dir = location.spool_dir / BAD_DIR
     return {
         "config": str(found[0]) if found else "(none: defaults)",
         "log": str(location.db_path),
         "log_exists": location.db_path.exists(),
-        "spool_backlog": sum(len(list_segments(location.spool_dir, t)) for t in ("calls", "attempts")),
+        "spool_backlog": sum(len(list_segments(location.spool_dir, t)) for t in TABLES),
+        "bad_segments": len(list(bad_dir.iterdir())) if bad_dir.is_dir() else 0,
         "routes": routes,
+        **_from_log(location, settings),
         "providers": [check_provider(name, settings, probe=probe) for name in names],
     }

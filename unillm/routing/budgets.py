@@ -37,7 +37,7 @@ class Reached:
     message: str
 
 
-def _today() -> datetime:
+def today_utc() -> datetime:
     now = datetime.now(tz=timezone.utc)
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
@@ -54,7 +54,7 @@ class BudgetGuard:
         self._query = run_query
         self._refresh = refresh
         self._since = datetime.now(tz=timezone.utc)  # this process's calls from here on are counted live
-        self._day = _today()
+        self._day = today_utc()
         self._logged: dict[str, float] = dict.fromkeys(self._budgets, 0.0)  # others, from the log
         self._mine: dict[str, float] = dict.fromkeys(self._budgets, 0.0)  # this process, today
         self._lock = threading.Lock()
@@ -64,7 +64,7 @@ class BudgetGuard:
     # -- call path ------------------------------------------------------------------------
     def check(self, route: str | None, tags: Mapping[str, str]) -> Reached | None:
         """The first budget covering this call that is spent, if any."""
-        if _today() != self._day:
+        if today_utc() != self._day:
             self._new_day()
         for name, budget in self._budgets.items():
             if not _covers(budget, route, tags):
@@ -107,9 +107,9 @@ class BudgetGuard:
             self.refresh()
 
     def refresh(self) -> None:
-        day = _today()
+        day = today_utc()
         for name, budget in self._budgets.items():
-            sql, params = _spend_sql(budget, day, self._since)
+            sql, params = spend_sql(budget, day, exclude_since=self._since)
             try:
                 value = self._query(sql, params)
             except Exception as exc:  # a busy or missing log: keep the last figure, say so once
@@ -121,7 +121,7 @@ class BudgetGuard:
 
     def _new_day(self) -> None:
         with self._lock:
-            self._day = _today()
+            self._day = today_utc()
             self._since = max(self._since, self._day)
             self._logged = dict.fromkeys(self._budgets, 0.0)
             self._mine = dict.fromkeys(self._budgets, 0.0)
@@ -133,10 +133,14 @@ def _covers(budget: Any, route: str | None, tags: Mapping[str, str]) -> bool:
     return all(tags.get(k) == v for k, v in budget.tags.items())
 
 
-def _spend_sql(budget: Any, day: datetime, since: datetime) -> tuple[str, list[Any]]:
-    """Today's spend covered by `budget`, except this process's calls since patch() (counted live)."""
-    where = ["started_at >= ?", "NOT (process_id = ? AND host = ? AND started_at >= ?)"]
-    params: list[Any] = [day, os.getpid(), socket.gethostname(), since]
+def spend_sql(budget: Any, day: datetime, exclude_since: datetime | None = None) -> tuple[str, list[Any]]:
+    """Spend since `day` covered by `budget`; with `exclude_since`, without this process's calls
+    from then on (those are counted live)."""
+    where = ["started_at >= ?"]
+    params: list[Any] = [day]
+    if exclude_since is not None:
+        where.append("NOT (process_id = ? AND host = ? AND started_at >= ?)")
+        params += [os.getpid(), socket.gethostname(), exclude_since]
     if budget.route is not None:
         where.append("route = ?")
         params.append(budget.route)
