@@ -99,10 +99,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_circuit_breakers() -> Iterator[None]:
-    """Breakers are per process by design; each test starts with every circuit closed."""
+def _fresh_routing_state() -> Iterator[None]:
+    """Breakers and latency averages are per process by design; each test starts with every
+    circuit closed and nothing measured."""
     from unillm.routing.breaker import BREAKERS
+    from unillm.routing.latency import LATENCY
 
     BREAKERS.reset()
+    LATENCY.reset()
     yield
     BREAKERS.reset()
+    LATENCY.reset()
