@@ -23,7 +23,7 @@ from typing import Any
 
 from unillm.adapters.base import Adapter, Target, Translation, UnsupportedFeature, openai_error
 from unillm.routing.policy import FAILOVER, FINAL, RETRY, Run, Step, is_context_window_error, is_refusal, is_retryable
-from unillm.tracer.call import AttemptRecord, CallRecord
+from unillm.tracer.call import AttemptRecord, CallRecord, ErrorNote
 from unillm.tracer.transport import tap_response
 
 _NO_RETRY = {"content-type": "application/json", "x-should-retry": "false"}
@@ -275,12 +275,18 @@ def _final_error(http: Any, response: Any, attempts: list[AttemptRecord], notes:
         error = payload["error"]
     except (ValueError, KeyError, TypeError):
         return response
-    chain = ", ".join(f"{a.provider}/{a.model} {a.http_status or type(a.transport_error).__name__}" for a in attempts)
+    chain = ", ".join(f"{a.provider}/{a.model} {_outcome(a)}" for a in attempts)
     skipped = "".join(f"; {note}" for note in notes if note.startswith(("skipped", "time budget")))
     error["message"] = f"{error.get('message')} (unillm tried {len(attempts)} times: {chain}{skipped})"
     headers = {**dict(response.headers), "x-should-retry": "false"}
     headers.pop("content-length", None)
     return http.Response(response.status_code, headers=headers, content=json.dumps(payload).encode())
+
+
+def _outcome(attempt: AttemptRecord) -> str:
+    if attempt.http_status is not None:
+        return str(attempt.http_status)
+    return attempt.transport_error.kind if attempt.transport_error else "failed"
 
 
 def _stream_failed_early(attempt: AttemptRecord) -> bool:
@@ -296,7 +302,7 @@ def _check_events(buffered: list[bytes], attempt: AttemptRecord) -> None:
             try:
                 json.loads(line[5:])
             except ValueError as exc:
-                attempt.transport_error = exc
+                attempt.transport_error = ErrorNote.of(exc)
                 attempt.end(interrupted=True)
                 attempt.t_first_token = None
                 return

@@ -17,9 +17,10 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from unillm import diagnostics
@@ -55,6 +56,7 @@ class BudgetGuard:
         self._refresh = refresh
         self._since = datetime.now(tz=timezone.utc)  # this process's calls from here on are counted live
         self._day = today_utc()
+        self._next_day = (self._day + timedelta(days=1)).timestamp()  # a float compare per call
         self._logged: dict[str, float] = dict.fromkeys(self._budgets, 0.0)  # others, from the log
         self._mine: dict[str, float] = dict.fromkeys(self._budgets, 0.0)  # this process, today
         self._lock = threading.Lock()
@@ -64,7 +66,7 @@ class BudgetGuard:
     # -- call path ------------------------------------------------------------------------
     def check(self, route: str | None, tags: Mapping[str, str]) -> Reached | None:
         """The first budget covering this call that is spent, if any."""
-        if today_utc() != self._day:
+        if time.time() >= self._next_day:
             self._new_day()
         for name, budget in self._budgets.items():
             if not _covers(budget, route, tags):
@@ -122,6 +124,7 @@ class BudgetGuard:
     def _new_day(self) -> None:
         with self._lock:
             self._day = today_utc()
+            self._next_day = (self._day + timedelta(days=1)).timestamp()
             self._since = max(self._since, self._day)
             self._logged = dict.fromkeys(self._budgets, 0.0)
             self._mine = dict.fromkeys(self._budgets, 0.0)

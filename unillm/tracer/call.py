@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 # Endpoint paths the SDK calls (POST) that unillm records, with their OpenTelemetry operation.
 RECORDED_ENDPOINTS: dict[str, str] = {
@@ -29,6 +29,24 @@ def new_call_id() -> str:
     across worker processes; the clock prefix separates everything else.
     """
     return f"{time.time_ns():016x}{random.getrandbits(48):012x}"
+
+
+class ErrorNote(NamedTuple):
+    """What the log needs of an exception: its class name, message and HTTP status. Not the
+    exception itself: its traceback holds the call's frames, which hold the record, a cycle that
+    only a full garbage collection (100+ ms in a big app) frees."""
+
+    kind: str
+    message: str
+    status_code: int | None = None
+
+    @classmethod
+    def of(cls, exc: BaseException) -> ErrorNote:
+        status = getattr(exc, "status_code", None)
+        return cls(type(exc).__name__, str(exc), status if isinstance(status, int) else None)
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message}"
 
 
 class AttemptRecord:
@@ -72,7 +90,7 @@ class AttemptRecord:
         self.body: bytes | None = None  # non-streamed answer (or error body), parsed later
         self.events: list[bytes] = []  # the few SSE payloads that carry model, usage, finish, errors
         self.saw_end = False  # the stream's terminal event ([DONE], response.completed, ...)
-        self.transport_error: BaseException | None = None
+        self.transport_error: ErrorNote | None = None
         self.interrupted = False  # body closed or abandoned before its end
         self.ended = False
         self.provider: str | None = None  # set when unillm routed the attempt (else: from the host)
@@ -93,7 +111,7 @@ class AttemptRecord:
 
     def fail(self, exc: BaseException) -> None:
         """No answer came: connection error, timeout, cancellation."""
-        self.transport_error = exc
+        self.transport_error = ErrorNote.of(exc)
         self.end()
 
 
@@ -144,7 +162,7 @@ class CallRecord:
         self.strip_usage_chunk = False  # unillm asked for usage the app did not ask for
         self.attempts: list[AttemptRecord] = []
         self.returned = False
-        self.exception: BaseException | None = None
+        self.exception: ErrorNote | None = None  # what the SDK raised to the app
         self.finished = False
         self.target: Any = None  # adapters.base.Target when unillm sends this call to a provider
         self.plan: Any = None  # routing.policy.Plan when unillm retries and fails over itself
@@ -167,7 +185,7 @@ class CallRecord:
             self._finish()
 
     def sdk_raised(self, exc: BaseException) -> None:
-        self.exception = exc
+        self.exception = ErrorNote.of(exc)
         self._finish()
 
     def attempt_ended(self, attempt: AttemptRecord) -> None:

@@ -53,25 +53,52 @@ class Cost:
 UNKNOWN = Cost(None, None)
 
 
-def _rate(price: Any, total_input: int) -> float | None:
-    """A genai-prices price (Decimal or TieredPrices) → USD per MTok for this request's size."""
-    if price is None:
-        return None
-    tiers = getattr(price, "tiers", None)
-    if tiers is None:
-        return float(price)
-    rate = price.base
-    for tier in reversed(tiers):
-        if total_input > tier.start:
-            rate = tier.price
-            break
-    return float(rate)
+@dataclass(frozen=True)
+class _Rate:
+    """One genai-prices price as floats: a flat rate, or a base rate with long-context tiers."""
+
+    base: float
+    tiers: tuple[tuple[int, float], ...] = ()  # (input tokens above which, rate), ascending
+
+    @classmethod
+    def of(cls, price: Any) -> _Rate | None:
+        if price is None:
+            return None
+        tiers = getattr(price, "tiers", None)
+        if tiers is None:
+            return cls(float(price))
+        return cls(float(price.base), tuple((int(t.start), float(t.price)) for t in tiers))
+
+    def at(self, total_input: int) -> float:
+        """USD per MTok for a request of this size."""
+        for start, rate in reversed(self.tiers):
+            if total_input > start:
+                return rate
+        return self.base
+
+
+@dataclass(frozen=True)
+class _ModelPrices:
+    """A model's genai-prices prices converted once (reading them costs µs per attribute)."""
+
+    rates: tuple[_Rate | None, ...]  # in the order of _TOKEN_KEYS
+    per_request: float | None
+
+    @classmethod
+    def of(cls, prices: Any) -> _ModelPrices | None:
+        if prices is None:
+            return None
+        per_request = getattr(prices, "requests_kcount", None)
+        return cls(
+            tuple(_Rate.of(getattr(prices, key, None)) for key in _TOKEN_KEYS),
+            float(per_request) / 1000 if per_request is not None else None,
+        )
 
 
 class Pricer:
     def __init__(self, overrides: Mapping[str, PriceOverride] | None = None) -> None:
         self._overrides = dict(overrides or {})
-        self._model_prices: dict[tuple[str | None, str], tuple[float, Any]] = {}
+        self._model_prices: dict[tuple[str | None, str], tuple[float, _ModelPrices | None]] = {}
         self._source: str | None = None
 
     def warm_up(self) -> None:
@@ -87,19 +114,16 @@ class Pricer:
                 _apply(override.input, override.output, override.cache_read, override.cache_write, usage), "config"
             )
         prices = self._prices_for(provider, model)
-        if prices is None:
+        if prices is None or prices.rates[0] is None:
             return UNKNOWN
         total_input = usage.input_tokens or 0
-        rates = [_rate(getattr(prices, key, None), total_input) for key in _TOKEN_KEYS]
-        if rates[0] is None:
-            return UNKNOWN
-        usd = _apply(rates[0], rates[1] or 0.0, rates[2], rates[3], usage)
-        per_request = getattr(prices, "requests_kcount", None)
-        if per_request is not None:
-            usd += float(per_request) / 1000
+        rates = [rate.at(total_input) if rate is not None else None for rate in prices.rates]
+        usd = _apply(rates[0] or 0.0, rates[1] or 0.0, rates[2], rates[3], usage)
+        if prices.per_request is not None:
+            usd += prices.per_request
         return Cost(usd, self._source)
 
-    def _prices_for(self, provider: str | None, model: str) -> Any:
+    def _prices_for(self, provider: str | None, model: str) -> _ModelPrices | None:
         provider_id = _GENAI_PRICES_PROVIDER.get(provider or "", provider)
         key = (provider_id, model)
         cached = self._model_prices.get(key)
@@ -111,12 +135,13 @@ class Pricer:
             prices = _lookup(None, model)
         if prices is None and provider_id is None:  # an unnamed OpenAI-wire host: OpenAI's model names
             prices = _lookup("openai", model)
-        self._model_prices[key] = (now, prices)
+        converted = _ModelPrices.of(prices)
+        self._model_prices[key] = (now, converted)
         if self._source is None:
             import genai_prices
 
             self._source = f"genai-prices {genai_prices.__version__}"
-        return prices
+        return converted
 
 
 def _lookup(provider_id: str | None, model: str) -> Any:

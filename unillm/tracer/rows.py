@@ -61,11 +61,11 @@ _STATUS_ERROR_TYPES = {
 def _attempt_status(attempt: AttemptRecord, answer: Answer) -> tuple[str, str | None, str | None]:
     """(status, error_type, error_message) of one attempt."""
     if attempt.transport_error is not None and attempt.http_status is None:
-        exc = attempt.transport_error
-        kind = "timeout" if "timeout" in type(exc).__name__.lower() else "connection"
-        if isinstance(exc, BaseException) and type(exc).__name__ == "CancelledError":
+        error = attempt.transport_error
+        kind = "timeout" if "timeout" in error.kind.lower() else "connection"
+        if error.kind == "CancelledError":
             kind = "cancelled"
-        return "error", kind, redact(f"{type(exc).__name__}: {exc}")
+        return "error", kind, redact(str(error))
     if attempt.http_status is not None and attempt.http_status >= 400:
         kind = answer.error_type or _STATUS_ERROR_TYPES.get(attempt.http_status, f"http_{attempt.http_status}")
         return "error", kind, redact(answer.error_message)
@@ -74,7 +74,7 @@ def _attempt_status(attempt: AttemptRecord, answer: Answer) -> tuple[str, str | 
     if attempt.interrupted or not attempt.saw_end:
         message = "the stream was closed before its end" if attempt.is_sse else "the body was not read to its end"
         if attempt.transport_error is not None:
-            message = f"{type(attempt.transport_error).__name__}: {attempt.transport_error}"
+            message = str(attempt.transport_error)
         return "interrupted", "incomplete", redact(message)
     return "ok", None, None
 
@@ -111,10 +111,9 @@ def build_rows(call: CallRecord, pricer: Pricer) -> tuple[dict[str, Any], list[d
 
     status, error_type, error_message = final_status
     if call.exception is not None:  # what the app saw is the last word
-        exc = call.exception
         status = "error"
-        error_type = type(exc).__name__
-        error_message = redact(str(exc))
+        error_type = call.exception.kind
+        error_message = redact(call.exception.message)
     elif last is None:
         status, error_type, error_message = "error", "no_attempt", "the SDK returned without sending a request"
 
@@ -141,7 +140,7 @@ def build_rows(call: CallRecord, pricer: Pricer) -> tuple[dict[str, Any], list[d
         "status": status,
         "error_type": error_type,
         "error_message": error_message,
-        "http_status": last.http_status if last else getattr(call.exception, "status_code", None),
+        "http_status": last.http_status if last else (call.exception.status_code if call.exception else None),
         "input_tokens": usage.input_tokens,
         "output_tokens": usage.output_tokens,
         "cached_tokens": usage.cached_tokens,

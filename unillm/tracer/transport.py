@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from unillm import diagnostics
-from unillm.tracer.call import AttemptRecord, CallRecord
+from unillm.tracer.call import AttemptRecord, CallRecord, ErrorNote
 from unillm.tracer.taps import JsonTap, tap_for
 
 
@@ -26,7 +26,7 @@ class _TapStreamBase:
         cancelling its clean-up read, not a lost answer."""
         attempt = self._attempt
         if not attempt.saw_end:
-            attempt.transport_error = exc
+            attempt.transport_error = ErrorNote.of(exc)
         attempt.end(interrupted=not attempt.saw_end)
 
 
