@@ -139,11 +139,12 @@ def gemini_events(n_chunks: int) -> list[bytes]:
     return events
 
 
-def transports(library: str, stream_chunks: int = 20) -> tuple[Any, Any]:
+def transports(library: str, stream_chunks: int = 20, hosts: dict[str, int] | None = None) -> tuple[Any, Any]:
     """(sync transport, async transport) for `library` ("httpx" or "httpx2").
 
     Answers in the wire format the request's URL asks for: OpenAI, Anthropic (/v1/messages) or
     Gemini (:generateContent / :streamGenerateContent), so translation can be measured too.
+    `hosts`, when given, counts the requests received per host (to check where routed calls went).
     """
     import importlib
 
@@ -165,6 +166,9 @@ def transports(library: str, stream_chunks: int = 20) -> tuple[Any, Any]:
                 yield piece
 
     def answer(request: Any) -> Any:
+        if hosts is not None:
+            host = request.url.host
+            hosts[host] = hosts.get(host, 0) + 1
         path = request.url.path
         streamed = b'"stream":true' in request.content or b'"stream": true' in request.content
         if path.endswith("/v1/messages"):
