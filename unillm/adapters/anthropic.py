@@ -36,6 +36,7 @@ from unillm.adapters.base import (
     UnsupportedFeature,
     append_turn,
     check_parameters,
+    malformed_event,
     openai_error,
     openai_usage,
     sse,
@@ -359,8 +360,10 @@ class MessagesStreamTranslator:
                     continue
             try:
                 event = json.loads(data)
-            except ValueError:
-                continue
+            except ValueError:  # a cut or garbled event: the answer cannot be trusted past it
+                out.append(malformed_event("anthropic", data))
+                self.ended = True
+                break
             kind = event.get("type", name)
             if kind == "error" or name == "error":
                 error = event.get("error") or {}

@@ -92,6 +92,13 @@ def openai_error(status: int, message: str, *, kind: str, code: str | None = Non
     return json.dumps({"error": {"message": message, "type": kind, "param": param, "code": code}}).encode()
 
 
+def malformed_event(provider: str, data: bytes) -> bytes:
+    """The OpenAI-wire error event standing for a provider stream event that is not JSON (the
+    provider's own SDK would raise on it): the app's SDK raises an APIError, the log says why."""
+    message = f"{provider}: a stream event was not valid JSON ({len(data)} bytes: {data[:40]!r}...)"
+    return sse({"error": {"message": message, "type": "bad_response", "code": "bad_response"}})
+
+
 def check_parameters(body: dict[str, Any], provider: str, known: set[str], refused: dict[str, str]) -> None:
     """Refuse a request naming a parameter unillm does not translate for `provider`, or one the
     provider cannot honour (`refused`: parameter → why), before anything is sent."""

@@ -169,6 +169,8 @@ class _Dispatch:
             if problem:
                 message = f"unillm: {target.provider.name}/{target.model} {problem}"
                 status, content = 502, openai_error(502, message, kind="server_error", code="bad_response")
+            if "retry_after" in translation.extra and "retry-after" not in headers:
+                headers["retry-after"] = str(translation.extra["retry_after"])
             response = http.Response(status, headers={**headers, "content-type": "application/json"}, content=content)
             tap_response(attempt, response, is_async=is_async)
             return response
@@ -202,12 +204,25 @@ class _Dispatch:
     def _finish(self, run: Run, response: Any, http: Any) -> Any:
         """What the app gets from the run's last answer; the run's notes go into the call record."""
         self._call.route_reason = run.reason
+        attempts = self._call.attempts
         if response.status_code >= 400:
-            return _final_error(http, response, self._call.attempts, run.notes)
+            return _final_error(http, response, attempts, run.notes)
+        if len(attempts) > 1 and _stream_failed_early(attempts[-1]) and isinstance(response.stream, _ReplayBase):
+            response.stream.name_attempts(_chain(attempts, run.notes))
         return response
 
-    def _gave_up(self, run: Run) -> None:
+    def _gave_up(self, run: Run, exc: Exception, http: Any) -> Any:
+        """The last attempt raised. With one attempt the app gets that exception, as without unillm;
+        after several, one 502 (504 for a timeout) answer whose message names every attempt."""
         self._call.route_reason = run.reason
+        if len(self._call.attempts) < 2:
+            raise exc
+        timeout = "timeout" in type(exc).__name__.lower()
+        status, code = (504, "upstream_timeout") if timeout else (502, "upstream_unreachable")
+        message = f"unillm: no target answered, the last failed with {type(exc).__name__}: {exc}"
+        content = openai_error(status, message, kind="server_error", code=code)
+        response = http.Response(status, headers=_NO_RETRY, content=content)
+        return _final_error(http, response, self._call.attempts, run.notes)
 
 
 def _with_timeout(extensions: dict[str, Any], timeout: float | None, step: Step | None) -> dict[str, Any]:
@@ -275,12 +290,17 @@ def _final_error(http: Any, response: Any, attempts: list[AttemptRecord], notes:
         error = payload["error"]
     except (ValueError, KeyError, TypeError):
         return response
-    chain = ", ".join(f"{a.provider}/{a.model} {_outcome(a)}" for a in attempts)
-    skipped = "".join(f"; {note}" for note in notes if note.startswith(("skipped", "time budget")))
-    error["message"] = f"{error.get('message')} (unillm tried {len(attempts)} times: {chain}{skipped})"
+    error["message"] = f"{error.get('message')} {_chain(attempts, notes)}"
     headers = {**dict(response.headers), "x-should-retry": "false"}
     headers.pop("content-length", None)
     return http.Response(response.status_code, headers=headers, content=json.dumps(payload).encode())
+
+
+def _chain(attempts: list[AttemptRecord], notes: list[str]) -> str:
+    """`(unillm tried 3 times: anthropic/claude-... 529, ...; skipped ...)` for a final error's message."""
+    chain = ", ".join(f"{a.provider}/{a.model} {_outcome(a)}" for a in attempts)
+    skipped = "".join(f"; {note}" for note in notes if note.startswith(("skipped", "time budget")))
+    return f"(unillm tried {len(attempts)} times: {chain}{skipped})"
 
 
 def _outcome(attempt: AttemptRecord) -> str:
@@ -315,6 +335,22 @@ class _ReplayBase:
         self._buffered = buffered
         self._rest = rest
         self._stream = stream
+
+    def name_attempts(self, chain: str) -> None:
+        """Append `chain` to the message of the error event read ahead (the app's one final error)."""
+        lines = b"".join(self._buffered).split(b"\n")
+        for index, line in enumerate(lines):
+            if not line.startswith(b"data:") or b'"error"' not in line:
+                continue
+            try:
+                payload = json.loads(line[5:])
+                error = payload["error"]
+                error["message"] = f"{error.get('message')} {chain}"
+            except (ValueError, KeyError, TypeError):
+                continue
+            lines[index] = b"data: " + json.dumps(payload).encode()
+            self._buffered = [b"\n".join(lines)]
+            return
 
 
 class _SyncReplay(_ReplayBase):
@@ -369,12 +405,11 @@ class SyncDispatchTransport(_Dispatch):
                 time.sleep(step.wait)
             try:
                 response, refused = self._attempt(request, step.target, step)
-            except Exception:
+            except Exception as exc:
                 run.plan.record(step.target, ok=False)
                 step = run.next(RETRY)
                 if step is None:
-                    self._gave_up(run)
-                    raise
+                    return self._gave_up(run, exc, http)
                 continue
             outcome = self._judge(run, step, response, refused)
             if outcome is FINAL:
@@ -440,12 +475,11 @@ class AsyncDispatchTransport(_Dispatch):
                 await asyncio.sleep(step.wait)
             try:
                 response, refused = await self._attempt(request, step.target, step)
-            except Exception:
+            except Exception as exc:
                 run.plan.record(step.target, ok=False)
                 step = run.next(RETRY)
                 if step is None:
-                    self._gave_up(run)
-                    raise
+                    return self._gave_up(run, exc, http)
                 continue
             outcome = self._judge(run, step, response, refused)
             if outcome is FINAL:

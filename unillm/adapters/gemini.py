@@ -41,6 +41,7 @@ from unillm.adapters.base import (
     UnsupportedFeature,
     append_turn,
     check_parameters,
+    malformed_event,
     openai_error,
     openai_usage,
     sse,
@@ -120,6 +121,9 @@ class GeminiAdapter:
         except ValueError:
             payload = {}
         if status >= 400 or "error" in payload:
+            delay = _retry_delay(payload)
+            if delay is not None:
+                translation.extra["retry_after"] = delay  # dispatch passes it on as Retry-After
             return translate_error(status, payload)
         if translation.endpoint == "/embeddings":
             return status, json.dumps(to_embeddings(payload, translation)).encode()
@@ -366,6 +370,18 @@ def translate_error(status: int, payload: dict[str, Any]) -> tuple[int, bytes]:
     return status, openai_error(status, f"gemini: {message}", kind=kind, code=code)
 
 
+def _retry_delay(payload: dict[str, Any]) -> float | None:
+    """Google sends no Retry-After header: the wait is a google.rpc.RetryInfo detail ("0.2s")."""
+    for detail in (payload.get("error") or {}).get("details") or ():
+        delay = detail.get("retryDelay") if isinstance(detail, dict) else None
+        if isinstance(delay, str) and delay.endswith("s"):
+            try:
+                return float(delay[:-1])
+            except ValueError:
+                return None
+    return None
+
+
 # Anything but a plain text chunk takes the decoding path (one regex scan instead of five `in`s).
 _SLOW_PATH_MARKERS = re.compile(rb'"(?:functionCall|finishReason|error|thought|promptFeedback)"')
 
@@ -418,8 +434,9 @@ class GenerateContentStreamTranslator:
                 return self.out.raw_text(literal.group(1))
         try:
             response = json.loads(data)
-        except ValueError:
-            return b""
+        except ValueError:  # a cut or garbled event: the answer cannot be trusted past it
+            self.failed = True
+            return malformed_event("gemini", data)
         if "error" in response:
             error = response["error"] or {}
             self.failed = True

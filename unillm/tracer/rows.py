@@ -11,7 +11,7 @@ from typing import Any
 from unillm._version import __version__
 from unillm.adapters.registry import provider_for_host
 from unillm.tracer.answer import Answer, read_attempt
-from unillm.tracer.call import AttemptRecord, CallRecord
+from unillm.tracer.call import AttemptRecord, CallRecord, ErrorNote
 from unillm.tracer.pricing import Pricer
 from unillm.tracer.redact import redact
 
@@ -58,23 +58,33 @@ _STATUS_ERROR_TYPES = {
 }
 
 
+def _error_kind(error: ErrorNote) -> str:
+    """timeout, connection, cancelled or bad_response, from the exception a transport raised."""
+    name = error.kind
+    if "timeout" in name.lower():
+        return "timeout"
+    if name == "CancelledError":
+        return "cancelled"
+    if name in ("JSONDecodeError", "ValueError", "UnicodeDecodeError"):
+        return "bad_response"
+    return "connection"
+
+
 def _attempt_status(attempt: AttemptRecord, answer: Answer) -> tuple[str, str | None, str | None]:
     """(status, error_type, error_message) of one attempt."""
-    if attempt.transport_error is not None and attempt.http_status is None:
-        error = attempt.transport_error
-        kind = "timeout" if "timeout" in error.kind.lower() else "connection"
-        if error.kind == "CancelledError":
-            kind = "cancelled"
-        return "error", kind, redact(str(error))
+    error = attempt.transport_error
+    if error is not None and (attempt.http_status is None or (attempt.is_sse and attempt.t_first_token is None)):
+        # No answer came, or a stream's head came but nothing of the answer did.
+        return "error", _error_kind(error), redact(str(error))
     if attempt.http_status is not None and attempt.http_status >= 400:
         kind = answer.error_type or _STATUS_ERROR_TYPES.get(attempt.http_status, f"http_{attempt.http_status}")
         return "error", kind, redact(answer.error_message)
     if answer.error_type is not None:  # error event inside a 200 stream
         return "interrupted", answer.error_type, redact(answer.error_message)
     if attempt.interrupted or not attempt.saw_end:
+        if error is not None:
+            return "interrupted", _error_kind(error), redact(str(error))
         message = "the stream was closed before its end" if attempt.is_sse else "the body was not read to its end"
-        if attempt.transport_error is not None:
-            message = str(attempt.transport_error)
         return "interrupted", "incomplete", redact(message)
     return "ok", None, None
 
