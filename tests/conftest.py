@@ -7,8 +7,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx  # noqa: F401 - see below
 import pytest
 
+# openai 3.x peeks at sys.modules["httpx"] without the import lock; the fakes import the anthropic
+# SDK (which imports httpx) on their server threads on first use, so an app thread could see a
+# half-imported httpx. Importing it up front keeps that test-harness race out of the results.
 os.environ["UNILLM_STRICT"] = "1"  # a bug inside unillm fails the test instead of being counted
 # Never touch the real user's call log: the default location lives in a throw-away folder.
 os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="unillm-tests-")

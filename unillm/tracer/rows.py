@@ -79,8 +79,9 @@ def _attempt_status(attempt: AttemptRecord, answer: Answer) -> tuple[str, str | 
     if attempt.http_status is not None and attempt.http_status >= 400:
         kind = answer.error_type or _STATUS_ERROR_TYPES.get(attempt.http_status, f"http_{attempt.http_status}")
         return "error", kind, redact(answer.error_message)
-    if answer.error_type is not None:  # error event inside a 200 stream
-        return "interrupted", answer.error_type, redact(answer.error_message)
+    if answer.error_type is not None:  # error event inside a 200 stream: before any content, no answer at all
+        status = "error" if attempt.is_sse and attempt.t_first_token is None else "interrupted"
+        return status, answer.error_type, redact(answer.error_message)
     if attempt.interrupted or not attempt.saw_end:
         if error is not None:
             return "interrupted", _error_kind(error), redact(str(error))
