@@ -229,3 +229,15 @@ def test_demo_runs_end_to_end(tmp_path) -> None:
     assert "Routed calls before, during and after the OpenAI outage" in out.stdout
     opened = unillm.sql("select count(*) from breaker_events where to_state = 'open'", log=str(log)).scalar()
     assert opened >= 1
+
+
+def test_demo_without_the_native_sdks_puts_openai_wire_providers_behind_openai() -> None:
+    from unillm.adapters.registry import BUILTIN_PROVIDERS
+    from unillm.demo import demo_routes
+    from unillm.testing.http_server import require_sdk
+
+    wires = {spec.name: spec.wire for spec in BUILTIN_PROVIDERS}
+    targets = [t for route in demo_routes(native=False).values() for t in route["targets"]]
+    assert {wires[t.split("/")[0]] for t in targets} == {"openai"}
+    with pytest.raises(ImportError, match=r"FakeX is built from the no-such-sdk SDK's own types: pip install"):
+        require_sdk("no-such-sdk", "FakeX")

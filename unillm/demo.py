@@ -4,7 +4,7 @@ Everything runs on 127.0.0.1 with the simulated providers from `unillm.testing`;
 needed and nothing leaves the machine. The app code below is plain openai SDK code, as a user
 would write it — unillm only adds `patch()` and `tags()`.
 
-The demo's routes (`DEMO_ROUTES`, unless your unillm.toml has its own) send the chat models to
+The demo's routes (`demo_routes()`, unless your unillm.toml has its own) send the chat models to
 OpenAI with Anthropic and Gemini behind them. Midway the simulated OpenAI goes down, then comes
 back: the routed calls fail over, the breaker opens and later closes, and the summary shows it.
 """
@@ -12,6 +12,7 @@ back: the routed calls fail over, the breaker opens and later closes, and the su
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -126,44 +127,52 @@ async def _batch(client: Any, tickets: list[str]) -> int:
     return sum(not ok for ok in results)
 
 
-# Routes the demo uses when your config has none: what a unillm.toml could say.
-DEMO_ROUTES: dict[str, Any] = {
-    "gpt-4o": {
-        "targets": ["openai/gpt-4o", "anthropic/claude-sonnet-4-5", "gemini/gemini-2.5-flash"],
-        "retries": 1,
-        "backoff": 0.02,
-        "breaker_failures": 3,
-        "breaker_cooldown": 0.3,
-        "breaker_max_cooldown": 1.0,
-    },
-    "gpt-4o-mini": {
-        "targets": ["openai/gpt-4o-mini", "gemini/gemini-2.5-flash"],
-        "backoff": 0.02,
-        "breaker_failures": 3,
-        "breaker_cooldown": 0.3,
-        "breaker_max_cooldown": 1.0,
-    },
-    "gpt-4.1": {
-        "strategy": "auto",  # tool calls are hard: the strong model; plain questions: the cheap one
-        "targets": ["openai/gpt-4.1-mini", "openai/gpt-4.1", "anthropic/claude-sonnet-4-5"],
-        "auto": {"easy": "openai/gpt-4.1-mini", "hard": "openai/gpt-4.1"},
-        "backoff": 0.02,
-        "breaker_failures": 3,
-        "breaker_cooldown": 0.3,
-        "breaker_max_cooldown": 1.0,
-    },
-    "text-embedding-3-small": {
-        "targets": ["openai/text-embedding-3-small", "gemini/gemini-embedding-001"],
-        "backoff": 0.02,
-        "breaker_failures": 3,
-        "breaker_cooldown": 0.3,
-        "breaker_max_cooldown": 1.0,
-    },
-    "gpt-4.1-nano": {
-        "strategy": "lowest-cost",
-        "targets": ["openai/gpt-4.1-nano", "gemini/gemini-2.5-flash-lite", "anthropic/claude-haiku-4-5"],
-    },
-}
+_BREAKER = {"breaker_failures": 3, "breaker_cooldown": 0.3, "breaker_max_cooldown": 1.0}
+
+
+def demo_routes(native: bool) -> dict[str, Any]:
+    """Routes the demo uses when your config has none: what a unillm.toml could say. `native`:
+    Anthropic and Gemini can be simulated (their SDKs' types are installed: unillm[demo]);
+    otherwise OpenAI-wire providers (Mistral, DeepSeek) stand behind OpenAI instead."""
+    strong = "anthropic/claude-sonnet-4-5" if native else "mistral/mistral-large-latest"
+    fast = "gemini/gemini-2.5-flash" if native else "deepseek/deepseek-chat"
+    return {
+        "gpt-4o": {"targets": ["openai/gpt-4o", strong, fast], "retries": 1, "backoff": 0.02, **_BREAKER},
+        "gpt-4o-mini": {"targets": ["openai/gpt-4o-mini", fast], "backoff": 0.02, **_BREAKER},
+        "gpt-4.1": {
+            "strategy": "auto",  # tool calls are hard: the strong model; plain questions: the cheap one
+            "targets": ["openai/gpt-4.1-mini", "openai/gpt-4.1", strong],
+            "auto": {"easy": "openai/gpt-4.1-mini", "hard": "openai/gpt-4.1"},
+            "backoff": 0.02,
+            **_BREAKER,
+        },
+        "text-embedding-3-small": {
+            "targets": [
+                "openai/text-embedding-3-small",
+                "gemini/gemini-embedding-001" if native else "mistral/mistral-embed",
+            ],
+            "backoff": 0.02,
+            **_BREAKER,
+        },
+        "gpt-4.1-nano": {
+            "strategy": "lowest-cost",
+            "targets": [
+                "openai/gpt-4.1-nano",
+                fast,
+                "anthropic/claude-haiku-4-5" if native else "groq/llama-3.1-8b-instant",
+            ],
+        },
+    }
+
+
+def _native_fakes_available() -> bool:
+    import importlib.util
+
+    try:
+        return all(importlib.util.find_spec(name) is not None for name in ("anthropic", "google.genai"))
+    except ModuleNotFoundError:  # `google` itself is missing
+        return False
+
 
 PHASE_SQL = """
 select
@@ -255,16 +264,24 @@ def run_demo(*, calls: int = 120, log: str | None = None, show_progress: bool = 
     started = datetime.now(tz=timezone.utc)
 
     timing: dict[str, Any] = {"latency": 0.008, "ttft": 0.02, "chunk_delay": 0.002, "seed": seed}
-    with FakeOpenAI(**timing) as fake, FakeAnthropic(**timing) as fake_anthropic, FakeGemini(**timing) as fake_gemini:
+    native = _native_fakes_available()
+    with contextlib.ExitStack() as servers:
+        fake = servers.enter_context(FakeOpenAI(**timing))  # the simulated OpenAI, the one that goes down
+        others = servers.enter_context(FakeOpenAI(**timing))  # every other OpenAI-wire provider
         # Every provider the config's routes may name is simulated on 127.0.0.1: nothing leaves the machine.
-        simulated = {spec.name: {"base_url": fake.base_url, "api_key": DEMO_KEY} for spec in BUILTIN_PROVIDERS}
-        simulated["anthropic"] = {"base_url": fake_anthropic.base_url, "api_key": DEMO_KEY}
-        simulated["gemini"] = {"base_url": fake_gemini.base_url, "api_key": DEMO_KEY}
+        simulated = {spec.name: {"base_url": others.base_url, "api_key": DEMO_KEY} for spec in BUILTIN_PROVIDERS}
+        simulated["openai"] = {"base_url": fake.base_url, "api_key": DEMO_KEY}
+        if native:
+            simulated["anthropic"] = {"base_url": servers.enter_context(FakeAnthropic(**timing)).base_url}
+            simulated["gemini"] = {"base_url": servers.enter_context(FakeGemini(**timing)).base_url}
+            simulated["anthropic"]["api_key"] = simulated["gemini"]["api_key"] = DEMO_KEY
+        else:  # not simulated: a closed local port, so nothing leaves the machine even if a route names them
+            simulated["anthropic"] = simulated["gemini"] = {"base_url": "http://127.0.0.1:9", "api_key": DEMO_KEY}
         unillm.patch(providers=simulated, **({"log": log} if log else {}))
         session = runtime.current()
         own_routes = bool(session is not None and session.settings.routes)
         if not own_routes:  # no [routes] in the user's config: the demo's own
-            unillm.patch(providers=simulated, routes=DEMO_ROUTES, **({"log": log} if log else {}))
+            unillm.patch(providers=simulated, routes=demo_routes(native), **({"log": log} if log else {}))
             session = runtime.current()
         client = openai.OpenAI(base_url=fake.base_url, api_key=DEMO_KEY, max_retries=2)
         async_client = openai.AsyncOpenAI(base_url=fake.base_url, api_key=DEMO_KEY, max_retries=2)
@@ -274,6 +291,11 @@ def run_demo(*, calls: int = 120, log: str | None = None, show_progress: bool = 
             ("routes from your config: " if own_routes else "the demo's routes (put yours in unillm.toml): ")
             + "; ".join(f"{k} → {_describe_route(v)}" for k, v in routes.items())
         )
+        if not native:
+            console.print(
+                "[dim]Anthropic and Gemini are simulated from their SDKs' types, which are not installed: "
+                "pip install 'unillm[demo]' to see them in the demo.[/dim]"
+            )
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, disable=not show_progress, transient=False) as progress:
             task = progress.add_task("app requests", total=calls + 1)

@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .http_server import FakeHTTPServer, JSONReply, RecordedRequest, Reply, StreamReply
+from .http_server import FakeHTTPServer, JSONReply, RecordedRequest, Reply, StreamReply, require_sdk
 from .synthetic import answer_text, count_tokens, instance_from_schema, split_deltas, truncate_to_tokens
 
 if TYPE_CHECKING:
@@ -545,6 +545,7 @@ class FakeAnthropic(FakeHTTPServer):
         reject_unknown_models: bool = False,
         record: bool = True,
     ) -> None:
+        require_sdk("anthropic", "FakeAnthropic")
         self.answer_words = answer_words
         self.thinking_words = thinking_words
         self.words_per_chunk = words_per_chunk

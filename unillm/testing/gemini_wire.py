@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .http_server import FakeHTTPServer, JSONReply, RecordedRequest, Reply, StreamReply
+from .http_server import FakeHTTPServer, JSONReply, RecordedRequest, Reply, StreamReply, require_sdk
 from .synthetic import (
     PrefixCache,
     answer_text,
@@ -380,6 +380,7 @@ class FakeGemini(FakeHTTPServer):
         force_finish_reason: str | None = None,
         record: bool = True,
     ) -> None:
+        require_sdk("google.genai", "FakeGemini")
         self.answer_words = answer_words
         self.words_per_chunk = words_per_chunk
         self.embedding_dimensions = embedding_dimensions

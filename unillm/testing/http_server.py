@@ -709,3 +709,19 @@ def _cut_event(event: bytes) -> bytes:
             lines[i] = b"data: " + payload[: max(1, len(payload) // 2)]
             return b"\n".join(lines)
     return event[: max(1, len(event) // 2)]
+
+
+def require_sdk(module: str, fake: str) -> None:
+    """A fake built from a provider SDK's types says which package it needs, before it serves
+    anything (otherwise every request would fail with a ModuleNotFoundError inside the server)."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a missing parent package (google for google.genai)
+        found = False
+    if not found:
+        package = {"google.genai": "google-genai"}.get(module, module)
+        raise ImportError(
+            f"{fake} is built from the {package} SDK's own types: pip install {package} (or 'unillm[demo]')"
+        )
