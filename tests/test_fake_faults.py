@@ -29,17 +29,7 @@ RESET_ERRORS = (openai.APIConnectionError, httpx.ReadError)
 TIMEOUT_ERRORS = (openai.APITimeoutError, httpx.ReadTimeout)
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
-def client(fake: FakeOpenAI) -> Iterator[openai.OpenAI]:
-    c = openai.OpenAI(base_url=fake.base_url, api_key="sk-test", max_retries=0, timeout=10)
-    yield c
-    c.close()
+# `fake` (a FakeOpenAI) and `client` (the SDK on it, no retries) come from conftest.py.
 
 
 @pytest.fixture
