@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from conftest import TEST_KEY, rows
@@ -77,6 +78,9 @@ def test_weighted_splits_traffic_by_weight(route, servers) -> None:
 
 def test_lowest_latency_learns_which_target_is_faster(route, servers) -> None:
     cheap, strong = servers
+    for server in (cheap, strong):  # a fake's first answer imports SDK types (slow): not what we measure
+        headers = {"authorization": "Bearer warm-up"}
+        httpx.post(f"{server.base_url}/chat/completions", json={"model": "m", "messages": HELLO}, headers=headers)
     app = route(strategy="lowest-latency")
     cheap.stall_next(seconds=0.15, count=1000)  # groq is slow today
     ask(app)  # measures groq (first, unmeasured)
