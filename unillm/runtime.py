@@ -6,6 +6,7 @@ import atexit
 import importlib
 import importlib.util
 import os
+import signal
 import threading
 import warnings
 from collections.abc import Mapping
@@ -114,6 +115,7 @@ def start(config: str | os.PathLike[str] | Mapping[str, Any] | None, **overrides
             budgets=budgets,
         )
         _session.recorder.start()
+        _install_sigterm_flush()
     return True
 
 
@@ -204,3 +206,35 @@ def _flush_at_exit() -> None:
     session = _session
     if session is not None:
         session.recorder.close()
+
+
+def _flush_on_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM ends a Python process without running atexit: write what is queued first, then do
+    what the signal would have done (the app's own handler, or the default: terminate)."""
+    session = _session
+    if session is not None:
+        session.recorder.close(fold_wait=0.0)  # the spool is durable; folding can wait for a reader
+    previous = _previous_sigterm[0] if _previous_sigterm else signal.SIG_DFL
+    if callable(previous):
+        previous(signum, frame)
+    elif previous != signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+_previous_sigterm: list[Any] = []
+
+
+def _install_sigterm_flush() -> None:
+    """Chain our SIGTERM flush in front of the current handler (only the main thread may). A server
+    that installs its own handler later (uvicorn, gunicorn) exits normally, and atexit flushes."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        return
+    current = signal.getsignal(signal.SIGTERM)
+    if current is _flush_on_sigterm:
+        return
+    try:
+        signal.signal(signal.SIGTERM, _flush_on_sigterm)
+    except (ValueError, OSError):  # pragma: no cover - embedded interpreters may refuse
+        return
+    _previous_sigterm[:] = [current]
