@@ -153,6 +153,103 @@ def doctor(no_probe: bool) -> None:
         print_table(["provider", "wire", "base URL", "key", "answers"], providers, title="Providers")
 
 
+def _settings(log: str | None) -> Any:
+    from unillm.config import ConfigError, load_settings
+
+    try:
+        return load_settings(log=log) if log else load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    from unillm.tracer.lifecycle import parse_duration
+
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.2f} MB"
+
+
+@main.command()
+@click.option(
+    "--older-than", callback=_duration, help="Age of rows to delete: 30d, 12h, 90m (default: retention_days)."
+)
+@click.option("--log", type=click.Path(dir_okay=False), help="Call log to prune (default: the usual location).")
+@click.option("--dry-run", is_flag=True, help="Only count the rows that would be deleted.")
+def prune(older_than: Any, log: str | None, dry_run: bool) -> None:
+    """Delete rows older than a cutoff from every table of the call log (attempts go with their calls).
+
+    \b
+    Example:
+      unillm prune --older-than 30d --dry-run
+    """
+    import datetime as dt
+
+    from unillm.tracer.lifecycle import LifecycleError
+    from unillm.tracer.lifecycle import prune as prune_log
+    from unillm.tracer.location import LogLocation
+
+    settings = _settings(log)
+    if older_than is None:
+        if settings.retention_days is None:
+            raise click.UsageError("give --older-than (e.g. 30d) or set retention_days in the config")
+        older_than = dt.timedelta(days=settings.retention_days)
+        why = f"retention_days = {settings.retention_days}"
+    else:
+        why = "--older-than"
+    location = LogLocation(settings.log_path())
+    cutoff = dt.datetime.now(dt.timezone.utc) - older_than
+    try:
+        result = prune_log(location, cutoff, dry_run=dry_run)
+    except LifecycleError as exc:
+        raise click.ClickException(str(exc)) from None
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(f"{location.db_path}: rows before {cutoff:%Y-%m-%d %H:%M:%S} UTC ({why})")
+    for table, n in result.rows.items():
+        click.echo(f"  {table:<16} {n:>8} {verb}")
+    if dry_run:
+        click.echo("dry run: nothing deleted")
+    else:
+        click.echo(f"file: {_mb(result.bytes_before)} -> {_mb(result.bytes_after)}")
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write into.")
+@click.option("--log", type=click.Path(dir_okay=False), help="Call log to export (default: the usual location).")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="Only rows from this UTC day on.")
+def export(fmt: str, out: str, log: str | None, since: Any) -> None:
+    """Write every table of the call log to OUT/<table>/day=YYYY-MM-DD/ (UTC days).
+
+    \b
+    Example:
+      unillm export --out ./llm-log --since 2026-11-01
+    """
+    from pathlib import Path
+
+    from unillm.tracer.lifecycle import LifecycleError
+    from unillm.tracer.lifecycle import export as export_log
+    from unillm.tracer.store import LogBusyError
+
+    location = _location(log)
+    try:
+        written = export_log(
+            location, Path(out), fmt="csv" if fmt == "csv" else "parquet", since=since.date() if since else None
+        )
+    except (LifecycleError, LogBusyError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{location.db_path} -> {Path(out).absolute()} ({fmt}, partitioned by UTC day)")
+    for table, n in written.items():
+        click.echo(f"  {table:<16} {n:>8} rows")
+
+
 @main.command()
 def where() -> None:
     """Print where the call log and its spool folder are."""

@@ -140,6 +140,9 @@ class Settings(BaseModel):
         description='Model name the app uses → "provider/model", or a table with ordered targets.',
     )
     budgets: dict[str, BudgetConfig] = Field(default_factory=dict, description="Spend limits per day.")
+    retention_days: int | None = Field(
+        default=None, ge=1, description="Rows older than this are pruned by `unillm prune` without --older-than."
+    )
 
     def log_path(self) -> Path:
         return (self.log or default_log_path()).expanduser()
