@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from unillm.tracer import schema, spool, store
+from unillm.tracer import schema, store
 from unillm.tracer.location import LogLocation
 
 if TYPE_CHECKING:
@@ -185,40 +185,10 @@ def export(
     rows from that UTC day on. Files of the same day from an earlier export are overwritten.
     Returns rows written per table.
     """
-    import duckdb
-
     out = Path(out).expanduser().absolute()
-    if any(spool.list_segments(loc.spool_dir, t) for t in schema.TABLES):
-        try:  # fewer files to read; readers work without it (and without write access)
-            store.fold(loc, max_wait_s=0.0)
-        except Exception:
-            store.log.debug("opportunistic fold before export failed", exc_info=True)
-
     options = "FORMAT parquet" if fmt == "parquet" else "FORMAT csv, HEADER true"
-    deadline = time.monotonic() + lock_wait_s
-    delay = 0.002
-    vanished = 0
-    while True:
-        con = duckdb.connect(":memory:")
-        try:
-            try:
-                store._prepare(con, loc)
-            except duckdb.Error as e:
-                if store._is_busy(e):
-                    if time.monotonic() >= deadline:
-                        raise store.LogBusyError(loc.db_path, str(e)) from None
-                    time.sleep(store._jitter(delay))
-                    delay = min(delay * 2, store._MAX_BACKOFF_S)
-                    continue
-                if store._VANISHED in str(e) and vanished < 5:
-                    vanished += 1
-                    continue
-                raise
-            except store._Retry:
-                continue
-            return _copy_all(con, out, options, since)
-        finally:
-            con.close()
+    with store.reading(loc, lock_wait_s=lock_wait_s) as con:
+        return _copy_all(con, out, options, since)
 
 
 def _copy_all(con: duckdb.DuckDBPyConnection, out: Path, options: str, since: _dt.date | None) -> dict[str, int]:

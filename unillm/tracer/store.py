@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,7 +69,16 @@ _BUSY_MARKERS = (
     "different configuration than existing connections",
 )
 _HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")
-_VANISHED = "No files found that match the pattern"
+# How DuckDB says a spool segment disappeared while it was being read (a fold in another process
+# moved it into the database): when listing, or when opening the file after listing it.
+_VANISHED = ("No files found that match the pattern", "No such file or directory")
+
+
+def _vanished(error: BaseException) -> bool:
+    text = str(error)
+    return any(marker in text for marker in _VANISHED)
+
+
 # Result types the Python client can only hand over through pytz (not a dependency of ours).
 _TZ_TYPE = re.compile(r"TIMESTAMP WITH TIME ZONE|TIMESTAMPTZ_NS|TIMESTAMPTZ")
 
@@ -282,7 +292,7 @@ def _ingest(con: duckdb.DuckDBPyConnection, loc: LogLocation) -> tuple[dict[str,
             con.commit()
         except duckdb.Error as e:
             con.rollback()
-            if _VANISHED in str(e):
+            if _vanished(e):
                 continue  # someone removed a segment after we listed it: list again
             quarantined = _quarantine(con, loc, files)
             if not quarantined:
@@ -312,7 +322,7 @@ def _quarantine(con: duckdb.DuckDBPyConnection, loc: LogLocation, files: dict[st
                 # CREATE ... AS materialises every column, so every value is parsed and cast.
                 con.execute(f"CREATE OR REPLACE TEMP TABLE _unillm_probe AS {_batch_sql(table, [f])}")
             except duckdb.Error as e:
-                if _VANISHED in str(e) or not f.exists():
+                if _vanished(e) or not f.exists():
                     continue
                 if not isinstance(e, (duckdb.InvalidInputException, duckdb.ConversionException)):
                     raise  # not about the file's content (out of memory, I/O, ...)
@@ -481,11 +491,27 @@ def query(
     elif params is not None and len(statements) > 1:
         raise ValueError("params can only be used with a single statement")
 
+    with reading(loc, fold_first=fold_first, lock_wait_s=lock_wait_s) as con:
+        return _run(con, statements, params)
+
+
+@contextmanager
+def reading(
+    loc: LogLocation, *, fold_first: bool = True, lock_wait_s: float = QUERY_LOCK_WAIT_S
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A fresh in-memory DuckDB whose views show the log (database + spool), closed afterwards.
+
+    The way every reader opens the log (`query`, `unillm export`): ATTACH read-only, retried for
+    `lock_wait_s` while a fold holds the lock (then `LogBusyError`), rebuilt when a fold moved
+    segments meanwhile. With `fold_first`, pending segments are folded first, opportunistically.
+    """
+    import duckdb
+
     if fold_first and any(spool.list_segments(loc.spool_dir, t) for t in schema.TABLES):
         try:
             fold(loc, max_wait_s=0.0)
         except Exception:  # opportunistic: a reader without write access still answers from db + spool
-            log.debug("opportunistic fold before query failed", exc_info=True)
+            log.debug("opportunistic fold before reading failed", exc_info=True)
 
     deadline = time.monotonic() + lock_wait_s
     delay = 0.002
@@ -493,24 +519,30 @@ def query(
     while True:
         con = duckdb.connect(":memory:")
         try:
-            try:
-                _prepare(con, loc)
-            except duckdb.Error as e:
-                if _is_busy(e):
-                    if time.monotonic() >= deadline:
-                        raise LogBusyError(loc.db_path, str(e)) from None
-                    time.sleep(_jitter(delay))
-                    delay = min(delay * 2, _MAX_BACKOFF_S)
-                    continue
-                if _VANISHED in str(e) and vanished < 5:
-                    vanished += 1  # a fold moved segments into the db between listing and reading
-                    continue
-                raise
-            except _Retry:
-                continue
-            return _run(con, statements, params)
-        finally:
+            _prepare(con, loc)
+        except duckdb.Error as e:
             con.close()
+            if _is_busy(e):
+                if time.monotonic() >= deadline:
+                    raise LogBusyError(loc.db_path, str(e)) from None
+                time.sleep(_jitter(delay))
+                delay = min(delay * 2, _MAX_BACKOFF_S)
+                continue
+            if _vanished(e) and vanished < 5:
+                vanished += 1  # a fold moved segments into the db between listing and reading
+                continue
+            raise
+        except _Retry:
+            con.close()
+            continue
+        except BaseException:
+            con.close()
+            raise
+        break
+    try:
+        yield con
+    finally:
+        con.close()
 
 
 class _Retry(Exception):
@@ -566,7 +598,7 @@ def _load_spool(
         try:
             con.execute(f"CREATE TEMP TABLE {spool_table} AS {_batch_sql(table, files)}")
         except (duckdb.InvalidInputException, duckdb.ConversionException) as e:
-            if _VANISHED in str(e):
+            if _vanished(e):
                 raise
             _load_spool_file_by_file(con, table, files, spool_table)
         if db_table is not None:
@@ -592,7 +624,7 @@ def _load_spool_file_by_file(con: duckdb.DuckDBPyConnection, table: str, files: 
                 f"WHERE NOT {_stored_sql(table, target)}"
             )
         except (duckdb.InvalidInputException, duckdb.ConversionException) as e:
-            if _VANISHED in str(e):
+            if _vanished(e):
                 raise
             log.warning("skipping corrupt call-log segment %s: %s", f, str(e).splitlines()[0])
 
