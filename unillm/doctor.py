@@ -95,7 +95,7 @@ from breaker_events where changed_at >= now() - interval 1 day group by target o
 
 def _from_log(location: LogLocation, settings: Settings) -> dict[str, Any]:
     """Budgets' spend today and recent breaker changes, read from the call log."""
-    from unillm.routing.budgets import spend_sql, today_utc
+    from unillm.routing.budgets import describe_scope, spend_sql, today_utc
     from unillm.tracer.store import query
 
     facts: dict[str, Any] = {"budgets": [], "breakers": [], "log_error": None}
@@ -103,10 +103,9 @@ def _from_log(location: LogLocation, settings: Settings) -> dict[str, Any]:
         for name, budget in settings.budgets.items():
             sql, params = spend_sql(budget, today_utc())
             spent = query(location, sql, params, fold_first=False).scalar() or 0.0
-            scope = f"route {budget.route}" if budget.route else "all calls"
-            if budget.tags:
-                scope += " tagged " + ", ".join(f"{k}={v}" for k, v in budget.tags.items())
-            facts["budgets"].append((name, scope, f"${spent:.4f} of ${budget.limit_usd:g}", budget.action))
+            facts["budgets"].append(
+                (name, describe_scope(budget), f"${spent:.4f} of ${budget.limit_usd:g}", budget.action)
+            )
         facts["breakers"] = query(location, _BREAKERS_SQL, fold_first=False).rows
     except Exception as exc:  # a busy or broken log is itself worth reporting
         facts["log_error"] = f"{type(exc).__name__}: {exc}"

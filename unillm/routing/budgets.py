@@ -73,12 +73,9 @@ class BudgetGuard:
                 continue
             spent = self._logged[name] + self._mine[name]
             if spent >= budget.limit_usd:
-                scope = f"route {budget.route}" if budget.route else "calls"
-                if budget.tags:
-                    scope += " tagged " + ", ".join(f"{k}={v}" for k, v in budget.tags.items())
                 message = (
                     f"unillm: budget {name!r} reached: ${spent:.4f} of ${budget.limit_usd:g} spent today (UTC) on "
-                    f"{scope}; raise limit_usd in [budgets.{name}] of the config, or wait until 00:00 UTC"
+                    f"{describe_scope(budget)}; raise limit_usd in [budgets.{name}] of the config, or wait until 00:00 UTC"
                 )
                 return Reached(name, budget.action, budget.downgrade_to, message)
         return None
@@ -128,6 +125,14 @@ class BudgetGuard:
             self._since = max(self._since, self._day)
             self._logged = dict.fromkeys(self._budgets, 0.0)
             self._mine = dict.fromkeys(self._budgets, 0.0)
+
+
+def describe_scope(budget: Any) -> str:
+    """What a budget covers, in words: "all calls", "route support", "calls tagged team=search"."""
+    scope = f"route {budget.route}" if budget.route else "all calls"
+    if budget.tags:
+        scope += " tagged " + ", ".join(f"{k}={v}" for k, v in budget.tags.items())
+    return scope
 
 
 def _covers(budget: Any, route: str | None, tags: Mapping[str, str]) -> bool:

@@ -76,26 +76,6 @@ class PruneResult:
     bytes_after: int = 0
 
 
-def _connect_rw(loc: LogLocation, deadline: float) -> duckdb.DuckDBPyConnection:
-    """Open the log read-write like `store.fold` does: retry with backoff while the lock is taken."""
-    import duckdb
-
-    delay = 0.002
-    while True:
-        try:
-            return duckdb.connect(str(loc.db_path))
-        except duckdb.Error as e:
-            if not store._is_busy(e):
-                raise
-            if time.monotonic() >= deadline:
-                raise LifecycleError(
-                    f"the call log {loc.db_path} is held open by another connection "
-                    f"({str(e).splitlines()[0]}); close it and try again"
-                ) from None
-            time.sleep(min(store._jitter(delay), max(deadline - time.monotonic(), 0.0)))
-            delay = min(delay * 2, store._MAX_BACKOFF_S)
-
-
 def prune(
     loc: LogLocation, cutoff: _dt.datetime, *, dry_run: bool = False, lock_wait_s: float = LOCK_WAIT_S
 ) -> PruneResult:
@@ -124,12 +104,8 @@ def prune(
     # Children before their parent, so the subquery on calls still sees the rows being pruned.
     order = [t for t in where if t != "calls"] + ["calls"]
 
-    lock = store._fold_lock  # read now: a fork replaces it
-    if not lock.acquire(timeout=max(t_end - time.monotonic(), 0.001)):
-        raise LifecycleError("another thread of this process is folding the call log; try again")
     try:
-        con = _connect_rw(loc, t_end)
-        try:
+        with store.writing(loc, max_wait_s=max(t_end - time.monotonic(), 0.001)) as con:
             rows: dict[str, int] = {}
             con.begin()
             try:
@@ -146,10 +122,8 @@ def prune(
                 raise
             if not dry_run and any(rows.values()):
                 con.execute("CHECKPOINT")
-        finally:
-            con.close()
-    finally:
-        lock.release()
+    except store.LogBusyError as busy:
+        raise LifecycleError(f"{busy.reason}; close it and try again") from None
     ordered = {t: rows[t] for t in schema.TABLES}
     return PruneResult(cutoff, dry_run, ordered, before, _size(loc.db_path))
 

@@ -114,8 +114,9 @@ class FoldResult:
 class LogBusyError(RuntimeError):
     """The call log is held open read-write by another process for longer than a fold takes."""
 
-    def __init__(self, path: Path, detail: str) -> None:
+    def __init__(self, path: Path, detail: str, *, reason: str | None = None) -> None:
         self.path = path
+        self.reason = reason or detail  # short form, for FoldResult.reason
         m = _HOLDER.search(detail)
         self.holder_pid: int | None = int(m.group("pid")) if m else None
         if m:
@@ -203,14 +204,39 @@ def fold(loc: LogLocation, *, max_wait_s: float = 0.0) -> FoldResult:
     deletes them after the commit, and closes the file. Corrupt segments are moved to
     `<spool>/bad/` and reported. Other errors (corrupt database file, permission denied) raise.
     """
+    t0 = time.monotonic()
+    try:
+        with writing(loc, max_wait_s=max_wait_s) as con:
+            applied = _migrate(con)
+            rows, segments, bad = _ingest(con, loc)
+    except LogBusyError as busy:
+        return FoldResult(False, reason=busy.reason, seconds=time.monotonic() - t0)
+    _sweep_stale_tmp(loc.spool_dir)
+    return FoldResult(
+        True,
+        rows=rows,
+        segments=segments,
+        bad=tuple(bad),
+        migrations=tuple(applied),
+        seconds=time.monotonic() - t0,
+    )
+
+
+@contextmanager
+def writing(loc: LogLocation, *, max_wait_s: float = 0.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The log opened read-write (created with its folder if missing) by one writer at a time.
+
+    Takes this process's fold lock, then DuckDB's file lock, retrying with jittered backoff while
+    another process holds it; after `max_wait_s` raises `LogBusyError` (its `reason` says why).
+    Every writer (`fold`, `unillm prune`) goes through here, so they never race each other.
+    """
     import duckdb
 
-    t0 = time.monotonic()
-    deadline = t0 + max_wait_s
-    lock = _fold_lock
+    deadline = time.monotonic() + max_wait_s
+    lock = _fold_lock  # read now: a fork replaces it
     got = lock.acquire(timeout=max_wait_s) if max_wait_s > 0 else lock.acquire(blocking=False)
     if not got:
-        return FoldResult(False, reason="another thread of this process is folding", seconds=time.monotonic() - t0)
+        raise LogBusyError(loc.db_path, "", reason="another thread of this process is folding")
     try:
         loc.db_path.parent.mkdir(parents=True, exist_ok=True)
         delay = 0.002
@@ -222,24 +248,15 @@ def fold(loc: LogLocation, *, max_wait_s: float = 0.0) -> FoldResult:
                 if not _is_busy(e):
                     raise
                 if time.monotonic() >= deadline:
-                    reason = f"call log {loc.db_path} is held open by another connection ({str(e).splitlines()[0]})"
-                    return FoldResult(False, reason=reason, seconds=time.monotonic() - t0)
+                    detail = str(e).splitlines()[0]
+                    reason = f"call log {loc.db_path} is held open by another connection ({detail})"
+                    raise LogBusyError(loc.db_path, str(e), reason=reason) from None
                 time.sleep(min(_jitter(delay), max(deadline - time.monotonic(), 0.0)))
                 delay = min(delay * 2, _MAX_BACKOFF_S)
         try:
-            applied = _migrate(con)
-            rows, segments, bad = _ingest(con, loc)
+            yield con
         finally:
             con.close()
-        _sweep_stale_tmp(loc.spool_dir)
-        return FoldResult(
-            True,
-            rows=rows,
-            segments=segments,
-            bad=tuple(bad),
-            migrations=tuple(applied),
-            seconds=time.monotonic() - t0,
-        )
     finally:
         lock.release()
 
