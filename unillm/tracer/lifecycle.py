@@ -34,7 +34,12 @@ _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 DURATION_FORMS = "a whole number followed by d (days), h (hours) or m (minutes), e.g. 30d, 12h, 90m"
 
 # The column that dates each table's rows.
-_TIME_COLUMNS = {"calls": "started_at", "attempts": "started_at", "breaker_events": "changed_at"}
+_TIME_COLUMNS = {
+    "calls": "started_at",
+    "attempts": "started_at",
+    "breaker_events": "changed_at",
+    "recorder_drops": "dropped_at",
+}
 
 
 class LifecycleError(RuntimeError):

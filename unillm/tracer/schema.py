@@ -61,6 +61,20 @@ CALL_COLUMNS: tuple[Column, ...] = (
         "Why the targets were tried in this order (e.g. the auto strategy's verdict), "
         "and targets skipped before sending.",
     ),
+    Column(
+        "trace_id", "VARCHAR", "OpenTelemetry trace id of the call's span (32 hex digits); NULL when no span was made."
+    ),
+    Column("span_id", "VARCHAR", "OpenTelemetry span id of the call's CLIENT span (16 hex digits)."),
+    Column(
+        "request_content",
+        "JSON",
+        "Opt-in (capture_content): the request's messages / input / prompt, redacted. NULL by default.",
+    ),
+    Column(
+        "response_content",
+        "JSON",
+        "Opt-in (capture_content): the answer's messages / output items, redacted. NULL by default.",
+    ),
 )
 
 ATTEMPT_COLUMNS: tuple[Column, ...] = (
@@ -85,6 +99,11 @@ ATTEMPT_COLUMNS: tuple[Column, ...] = (
     Column(
         "breaker_state", "VARCHAR", "Circuit breaker state of the target when the attempt was sent: closed, half_open."
     ),
+    Column(
+        "span_id",
+        "VARCHAR",
+        "OpenTelemetry span id of the attempt's child span (made when the call had more than one attempt).",
+    ),
 )
 
 BREAKER_EVENT_COLUMNS: tuple[Column, ...] = (
@@ -108,10 +127,25 @@ BREAKER_EVENT_COLUMNS: tuple[Column, ...] = (
     Column("host", "VARCHAR", "Host name of the machine."),
 )
 
+RECORDER_DROP_COLUMNS: tuple[Column, ...] = (
+    Column("event_id", "VARCHAR", "Unique id of the event."),
+    Column("dropped_at", "TIMESTAMPTZ", "When the recorder wrote this count (UTC): drops since its previous row."),
+    Column("dropped", "BIGINT", "Records the recorder dropped since its previous row in this process."),
+    Column(
+        "reason",
+        "VARCHAR",
+        "queue_full (the app made calls faster than they could be written, beyond max_queue) or "
+        "unwritable (the log location failed for longer than max_queue calls).",
+    ),
+    Column("process_id", "INTEGER", "Process id of the app whose recorder dropped them."),
+    Column("host", "VARCHAR", "Host name of the machine."),
+)
+
 TABLES: dict[str, tuple[Column, ...]] = {
     "calls": CALL_COLUMNS,
     "attempts": ATTEMPT_COLUMNS,
     "breaker_events": BREAKER_EVENT_COLUMNS,
+    "recorder_drops": RECORDER_DROP_COLUMNS,
 }
 
 # Key columns that make ingestion idempotent: a row whose key is already stored is skipped.
@@ -119,6 +153,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "calls": ("call_id",),
     "attempts": ("call_id", "attempt"),
     "breaker_events": ("event_id",),
+    "recorder_drops": ("event_id",),
 }
 
 
@@ -272,6 +307,24 @@ FROM attempts AS a
 JOIN calls AS c ON c.call_id = a.call_id
 WHERE c.attempts > 1
 ORDER BY c.started_at, c.call_id, a.attempt""",
+        ),
+    ),
+    Migration(
+        "0003_telemetry_content_drops",
+        (
+            "ALTER TABLE calls ADD COLUMN IF NOT EXISTS trace_id VARCHAR",
+            "ALTER TABLE calls ADD COLUMN IF NOT EXISTS span_id VARCHAR",
+            "ALTER TABLE calls ADD COLUMN IF NOT EXISTS request_content JSON",
+            "ALTER TABLE calls ADD COLUMN IF NOT EXISTS response_content JSON",
+            "ALTER TABLE attempts ADD COLUMN IF NOT EXISTS span_id VARCHAR",
+            """CREATE TABLE IF NOT EXISTS recorder_drops (
+  event_id VARCHAR,
+  dropped_at TIMESTAMPTZ,
+  dropped BIGINT,
+  reason VARCHAR,
+  process_id INTEGER,
+  host VARCHAR
+)""",
         ),
     ),
 )
