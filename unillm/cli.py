@@ -137,6 +137,12 @@ def doctor(no_probe: bool) -> None:
         console.print(f"[yellow]{facts['bad_segments']} spool segment(s) could not be read and were set aside[/]")
     if facts["log_error"]:
         console.print(f"[red]the call log could not be read: {facts['log_error']}[/]")
+    if facts["drops"]:
+        print_table(
+            ["reason", "records dropped", "processes", "last drop"],
+            facts["drops"],
+            title="[yellow]Records the recorder dropped in the last 24 h (raise max_queue?)[/]",
+        )
     if facts["routes"]:
         routes = [(alias, strategy, " → ".join(t)) for alias, (strategy, t) in facts["routes"].items()]
         print_table(["route", "strategy", "targets"], routes, title="Routes")

@@ -1,6 +1,7 @@
 """Load and validate unillm's settings.
 
-Sources, later ones winning: defaults < config file < environment (UNILLM_LOG) < `patch(**kwargs)`.
+Sources, later ones winning: defaults < config file < environment (UNILLM_LOG,
+UNILLM_CAPTURE_CONTENT) < `patch(**kwargs)`.
 The config file is `patch(config=...)` (a path or a dict), else `$UNILLM_CONFIG`, else
 `unillm.toml` in the working directory or a parent, else `[tool.unillm]` of the nearest
 `pyproject.toml`. Validation uses pydantic (already a dependency of the openai SDK); every error
@@ -16,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -125,6 +126,33 @@ class BudgetConfig(BaseModel):
         return self
 
 
+class RedactConfig(BaseModel):
+    """`[redact]`: what is replaced in captured content and error messages before they are stored.
+
+    API-key shapes, bearer tokens, keys in URLs and the values of the keys unillm was given are
+    always replaced, whatever this says.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    patterns: list[str] = Field(
+        default_factory=list, description="Regular expressions (Python syntax) whose matches are replaced."
+    )
+    emails: bool = Field(default=True, description="Replace e-mail addresses.")
+    replacement: str = Field(default="[REDACTED]", description="What each match is replaced with.")
+
+    @field_validator("patterns")
+    @classmethod
+    def _compile(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                compiled = re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a valid regular expression ({exc})") from None
+            if compiled.fullmatch(""):
+                raise ValueError(f"{pattern!r} matches the empty string, so it would redact between every character")
+        return patterns
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -133,6 +161,11 @@ class Settings(BaseModel):
     fold_interval: float = Field(default=1.0, gt=0, le=3600, description="Seconds between folds into the db.")
     max_queue: int = Field(default=100_000, ge=100, description="Calls held in memory before new ones are dropped.")
     stream_usage: bool = Field(default=True, description="Ask providers for usage on streams the app did not.")
+    otel: bool = Field(
+        default=True,
+        description="OpenTelemetry GenAI spans and metrics on the app's providers (or OTLP when "
+        "OTEL_EXPORTER_OTLP_ENDPOINT is set); no cost when the app uses neither.",
+    )
     prices: dict[str, PriceConfig] = Field(default_factory=dict, description="Price overrides per model.")
     providers: dict[str, ProviderConfig] = Field(default_factory=dict, description="Provider overrides and additions.")
     routes: dict[str, str | RouteConfig] = Field(
@@ -143,6 +176,10 @@ class Settings(BaseModel):
     retention_days: int | None = Field(
         default=None, ge=1, description="Rows older than this are pruned by `unillm prune` without --older-than."
     )
+    capture_content: bool = Field(
+        default=False, description="Store prompts and answers, redacted, in calls.request_content / response_content."
+    )
+    redact: RedactConfig = Field(default_factory=RedactConfig, description="Redaction rules for stored text.")
 
     def log_path(self) -> Path:
         return (self.log or default_log_path()).expanduser()
@@ -216,6 +253,9 @@ def _section(path: Path) -> dict[str, Any]:
     return data
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
 _UNION_BRANCHES = {"str", "RouteConfig", "TargetConfig"}  # pydantic names the branch of a `str | RouteConfig` in loc
 
 
@@ -228,7 +268,8 @@ def _describe(error: Mapping[str, Any]) -> str:
     key = ".".join(str(part) for part in error["loc"] if part not in _UNION_BRANCHES)
     if error["type"] == "extra_forbidden":
         return f"key '{key}' is not a unillm setting (known: {', '.join(Settings.model_fields)})"
-    return f"key '{key}': {error['msg'].lower()}, got {error.get('input')!r}"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"key '{key}': {message[:1].lower()}{message[1:]}, got {error.get('input')!r}"
 
 
 def load_settings(config: str | os.PathLike[str] | Mapping[str, Any] | None = None, **overrides: Any) -> Settings:
@@ -249,6 +290,11 @@ def load_settings(config: str | os.PathLike[str] | Mapping[str, Any] | None = No
     data = _expand_env(data, source)
     if os.environ.get("UNILLM_LOG"):
         data["log"] = os.environ["UNILLM_LOG"]
+    capture = os.environ.get("UNILLM_CAPTURE_CONTENT", "").strip().lower()
+    if capture:
+        if capture not in _TRUE + _FALSE:
+            raise ConfigError(f"UNILLM_CAPTURE_CONTENT: expected true or false (1/0, yes/no, on/off), got {capture!r}")
+        data["capture_content"] = capture in _TRUE
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return Settings.model_validate(data)

@@ -93,12 +93,18 @@ from breaker_events where changed_at >= now() - interval 1 day group by target o
 """
 
 
+_DROPS_SQL = """
+select reason, sum(dropped) as dropped, count(distinct process_id) as processes, max(dropped_at) as last_drop
+from recorder_drops where dropped_at >= now() - interval 1 day group by reason order by reason
+"""
+
+
 def _from_log(location: LogLocation, settings: Settings) -> dict[str, Any]:
-    """Budgets' spend today and recent breaker changes, read from the call log."""
+    """Budgets' spend today, recent breaker changes and dropped records, read from the call log."""
     from unillm.routing.budgets import describe_scope, spend_sql, today_utc
     from unillm.tracer.store import query
 
-    facts: dict[str, Any] = {"budgets": [], "breakers": [], "log_error": None}
+    facts: dict[str, Any] = {"budgets": [], "breakers": [], "drops": [], "log_error": None}
     try:
         for name, budget in settings.budgets.items():
             sql, params = spend_sql(budget, today_utc())
@@ -107,6 +113,7 @@ def _from_log(location: LogLocation, settings: Settings) -> dict[str, Any]:
                 (name, describe_scope(budget), f"${spent:.4f} of ${budget.limit_usd:g}", budget.action)
             )
         facts["breakers"] = query(location, _BREAKERS_SQL, fold_first=False).rows
+        facts["drops"] = query(location, _DROPS_SQL, fold_first=False).rows
     except Exception as exc:  # a busy or broken log is itself worth reporting
         facts["log_error"] = f"{type(exc).__name__}: {exc}"
     return facts

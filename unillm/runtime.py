@@ -15,11 +15,14 @@ from typing import Any
 
 from unillm import diagnostics
 from unillm.config import Settings, load_settings
+from unillm.telemetry.emitter import Telemetry
 from unillm.tracer.answer import Usage
 from unillm.tracer.call import CallRecord
+from unillm.tracer.content import redactor_for
 from unillm.tracer.location import LogLocation
 from unillm.tracer.pricing import PriceOverride, Pricer
 from unillm.tracer.recorder import Recorder
+from unillm.tracer.redact import use_redactor
 
 _lock = threading.RLock()
 _session: Session | None = None
@@ -41,6 +44,9 @@ class Session:
             fold_interval=settings.fold_interval,
             max_queue=settings.max_queue,
         )
+        self.telemetry = Telemetry(enabled=settings.otel)
+        if settings.otel:
+            self.recorder.add_row_hook(self.telemetry.stamp)
 
     def estimate_cost(self, target: Any, input_tokens: int, output_tokens: int) -> float | None:
         """USD a request of this size would cost on `target` (for lowest-cost and max_cost_ratio)."""
@@ -65,6 +71,7 @@ class Session:
         if self.budgets is not None:
             self.budgets.stop()
         self.recorder.close()
+        self.telemetry.close()  # after the recorder's last batch made its spans
 
     def on_breaker_transition(self, event: dict[str, Any]) -> None:
         changed_at = datetime.fromtimestamp(event.pop("at"), tz=timezone.utc).isoformat()
@@ -101,6 +108,7 @@ def start(config: str | os.PathLike[str] | Mapping[str, Any] | None, **overrides
         from unillm.adapters.targets import TargetResolver
 
         use_configured_providers(settings.providers)
+        use_redactor(redactor_for(settings))
 
         from unillm.routing.breaker import BREAKERS
         from unillm.routing.latency import LATENCY
@@ -113,6 +121,8 @@ def start(config: str | os.PathLike[str] | Mapping[str, Any] | None, **overrides
             ask_stream_usage=settings.stream_usage,
             resolve_target=TargetResolver(settings.providers, settings.routes, _session.estimate_cost),
             budgets=budgets,
+            otel=settings.otel,
+            capture_content=settings.capture_content,
         )
         _session.recorder.start()
         _install_sigterm_flush()
@@ -187,6 +197,7 @@ def stop() -> None:
         if _session is not None:
             _session.close()
             _session = None
+        use_redactor(None)  # after the close: the calls it wrote were redacted by the session's rules
 
 
 def current() -> Session | None:
@@ -206,6 +217,7 @@ def _flush_at_exit() -> None:
     session = _session
     if session is not None:
         session.recorder.close()
+        session.telemetry.close()
 
 
 def _flush_on_sigterm(signum: int, frame: Any) -> None:

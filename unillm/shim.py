@@ -27,6 +27,7 @@ import wrapt
 from unillm import diagnostics
 from unillm.adapters.dispatch import AsyncDispatchTransport, SyncDispatchTransport
 from unillm.tags import current_tags
+from unillm.telemetry.parent import capture_parent
 from unillm.tracer.call import RECORDED_ENDPOINTS, CallRecord
 from unillm.tracer.transport import AsyncTeeTransport, SyncTeeTransport
 
@@ -40,6 +41,8 @@ class _Hooks:
     ask_stream_usage: bool = True
     resolve_target: Callable[[str], Any] | None = None  # model name → routing.policy.Plan
     budgets: Any = None  # routing.budgets.BudgetGuard when the config sets budgets
+    otel: bool = True  # remember each call's OpenTelemetry context (its span's parent)
+    capture_content: bool = False  # keep each call's request body for the log (config: capture_content)
 
 
 _hooks = _Hooks()
@@ -67,6 +70,10 @@ def _open_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> CallRecord | No
     stream = bool(body.get("stream"))
     model = body.get("model")
     call = CallRecord(endpoint, model, stream, current_tags(), on_finish)
+    if _hooks.otel:
+        call.otel_context = capture_parent()
+    if _hooks.capture_content:
+        call.request_body = body  # a reference; content is picked out of it on the recorder's thread
     resolve = _hooks.resolve_target
     plan = resolve(model) if resolve is not None and isinstance(model, str) else None
     if _hooks.budgets is not None:
@@ -163,9 +170,13 @@ def install(
     ask_stream_usage: bool = True,
     resolve_target: Callable[[str], Any] | None = None,
     budgets: Any = None,
+    otel: bool = True,
+    capture_content: bool = False,
 ) -> None:
     """Install the hooks (once per process) and point them at `on_finish`."""
     _hooks.on_finish = on_finish
+    _hooks.otel = otel
+    _hooks.capture_content = capture_content
     _hooks.ask_stream_usage = ask_stream_usage
     _hooks.resolve_target = resolve_target
     _hooks.budgets = budgets

@@ -27,6 +27,7 @@ from .http_server import (
     StreamReply,
 )
 from .openai_wire import DEFAULT_MODELS, FakeOpenAI
+from .otlp_receiver import OTLPReceiver, ReceivedPoint, ReceivedSpan
 
 __all__ = [
     "DEFAULT_GEMINI_MODELS",
@@ -39,6 +40,9 @@ __all__ = [
     "Fault",
     "FaultInjector",
     "JSONReply",
+    "OTLPReceiver",
+    "ReceivedPoint",
+    "ReceivedSpan",
     "RecordedRequest",
     "StreamReply",
 ]

@@ -139,6 +139,8 @@ class CallRecord:
         "strategy",
         "route_reason",
         "blocked",
+        "otel_context",
+        "request_body",
         "_on_finish",
     )
 
@@ -171,6 +173,9 @@ class CallRecord:
         self.strategy: str | None = None
         self.route_reason: str | None = None
         self.blocked: str | None = None  # a spent budget's message: the call is answered, not sent
+        self.otel_context: Any = None  # the app's OpenTelemetry context at the call: its span's parent
+        # The request's JSON body, kept only when content capture is on (read on the recorder's thread).
+        self.request_body: Mapping[str, Any] | None = None
         self._on_finish = on_finish
 
     def new_attempt(self, server_address: str) -> AttemptRecord:

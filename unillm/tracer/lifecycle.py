@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Literal
 
 from unillm.tracer import schema, store
 from unillm.tracer.location import LogLocation
+from unillm.tracer.store import quote_ident, quote_literal
 
 if TYPE_CHECKING:
     import duckdb
@@ -65,7 +66,7 @@ def _ts(value: _dt.datetime) -> str:
     """An aware datetime as a TIMESTAMPTZ SQL literal (no pytz round trip through parameters)."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=_dt.timezone.utc)
-    return f"CAST({store._lit(value.isoformat())} AS TIMESTAMPTZ)"
+    return f"CAST({quote_literal(value.isoformat())} AS TIMESTAMPTZ)"
 
 
 # --------------------------------------------------------------------------------------------
@@ -99,10 +100,10 @@ def prune(
 
     before = _size(loc.db_path)
     cut = _ts(cutoff)
-    pruned_calls = f"SELECT call_id FROM calls WHERE {_ident(time_column('calls'))} < {cut}"
+    pruned_calls = f"SELECT call_id FROM calls WHERE {quote_ident(time_column('calls'))} < {cut}"
     where: dict[str, str] = {}
     for table in schema.TABLES:
-        cond = f"{_ident(time_column(table))} < {cut}"
+        cond = f"{quote_ident(time_column(table))} < {cut}"
         if table != "calls" and any(c.name == "call_id" for c in schema.TABLES[table]):
             cond = f"({cond} OR call_id IN ({pruned_calls}))"
         where[table] = cond
@@ -140,10 +141,6 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _ident(name: str) -> str:
-    return store._ident(name)
-
-
 # --------------------------------------------------------------------------------------------
 # export
 
@@ -175,7 +172,7 @@ def _copy_all(con: duckdb.DuckDBPyConnection, out: Path, options: str, since: _d
 
     written: dict[str, int] = {}
     for table in schema.TABLES:
-        col = _ident(time_column(table))
+        col = quote_ident(time_column(table))
         where = ""
         if since is not None:
             start = _dt.datetime.combine(since, _dt.time(), tzinfo=_dt.timezone.utc)
@@ -183,8 +180,8 @@ def _copy_all(con: duckdb.DuckDBPyConnection, out: Path, options: str, since: _d
         target = out / table
         target.mkdir(parents=True, exist_ok=True)
         sql = (
-            f"COPY (SELECT *, CAST({col} AT TIME ZONE 'UTC' AS DATE) AS day FROM temp.main.{_ident(table)}{where}) "
-            f"TO {store._lit(str(target))} ({options}, PARTITION_BY (day), OVERWRITE_OR_IGNORE)"
+            f"COPY (SELECT *, CAST({col} AT TIME ZONE 'UTC' AS DATE) AS day FROM temp.main.{quote_ident(table)}{where}) "
+            f"TO {quote_literal(str(target))} ({options}, PARTITION_BY (day), OVERWRITE_OR_IGNORE)"
         )
         try:
             result = con.execute(sql).fetchall()

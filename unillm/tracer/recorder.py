@@ -16,9 +16,10 @@ import os
 import sys
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from unillm import diagnostics
@@ -36,6 +37,7 @@ _HIGH_WATER = 2 * _BATCH  # queued calls beyond which the caller yields to the w
 _CALL_TABLES = ("attempts", "calls")
 
 Observer = Callable[[dict[str, Any], list[dict[str, Any]]], None]
+RowHook = Callable[[CallRecord, dict[str, Any], list[dict[str, Any]]], None]
 _T = TypeVar("_T")
 
 
@@ -93,6 +95,7 @@ class Recorder:
         self._events: deque[tuple[str, dict[str, Any]]] = deque()
         self._unwritten: dict[str, list[dict[str, Any]]] = {t: [] for t in schema.TABLES}
         self._observers: list[Observer] = []
+        self._row_hooks: list[RowHook] = []
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._flush_lock = threading.Lock()
@@ -101,13 +104,14 @@ class Recorder:
         self._last_fold = 0.0
         self.recorded = 0
         self.dropped = 0
+        self._drops_lock = threading.Lock()
+        self._unlogged_drops: Counter[str] = Counter()  # by reason, not yet in recorder_drops
         os.register_at_fork(after_in_child=self._after_fork)
 
     # -- hot path -------------------------------------------------------------------------
     def submit(self, call: CallRecord) -> None:
         if len(self._queue) >= self._max_queue:
-            self.dropped += 1
-            diagnostics.count("dropped_records")
+            self._drop("queue_full")
             return
         self._queue.append(call)
         if self._thread is None:
@@ -127,12 +131,24 @@ class Recorder:
         if table in _CALL_TABLES or table not in schema.TABLES:
             raise ValueError(f"submit_event takes rows of event tables, not {table!r}")
         if len(self._events) >= self._max_queue:
-            self.dropped += 1
-            diagnostics.count("dropped_records")
+            self._drop("queue_full")
             return
         self._events.append((table, row))
         if self._thread is None:
             self._start()
+
+    def _drop(self, reason: str, n: int = 1) -> None:
+        """Count records lost; the writer thread logs the count as a row of `recorder_drops`."""
+        with self._drops_lock:
+            self.dropped += n
+            self._unlogged_drops[reason] += n
+        diagnostics.count("dropped_records", n)
+
+    def _drop_rows(self) -> list[dict[str, Any]]:
+        with self._drops_lock:
+            drops, self._unlogged_drops = self._unlogged_drops, Counter()
+        now = datetime.now(timezone.utc).isoformat()
+        return [{"dropped_at": now, "dropped": n, "reason": reason} for reason, n in sorted(drops.items())]
 
     def add_observer(self, fn: Observer) -> None:
         """Call `fn(call_row, attempt_rows)` for every recorded call, on the thread that writes them.
@@ -140,6 +156,11 @@ class Recorder:
         An observer's exception is reported as an internal error; the rows are recorded anyway.
         """
         self._observers.append(fn)
+
+    def add_row_hook(self, fn: RowHook) -> None:
+        """Call `fn(call, call_row, attempt_rows)` for every call before its rows are written; it
+        may fill columns (the OpenTelemetry span ids). Its exception is reported; rows are kept."""
+        self._row_hooks.append(fn)
 
     # -- background -----------------------------------------------------------------------
     def start(self) -> None:
@@ -187,9 +208,15 @@ class Recorder:
             except Exception as exc:
                 diagnostics.internal_error("recorder.build_rows", exc)
                 continue
+            for hook in self._row_hooks:
+                try:
+                    hook(call, call_row, attempt_rows)
+                except Exception as exc:
+                    diagnostics.internal_error("recorder.row_hook", exc)
             pending["calls"].append(call_row)
             pending["attempts"].extend(attempt_rows)
             built.append((call_row, attempt_rows))
+        events = events + [("recorder_drops", row) for row in self._drop_rows()]
         if events:
             host, pid = host_name(), os.getpid()
             for table, row in events:
@@ -233,16 +260,14 @@ class Recorder:
             if table not in _CALL_TABLES and len(rows) > self._max_queue:
                 overflow = len(rows) - self._max_queue
                 del rows[:overflow]  # the oldest events go first
-                self.dropped += overflow
-                diagnostics.count("dropped_records", overflow)
+                self._drop("unwritable", overflow)
         overflow = len(self._unwritten["calls"]) - self._max_queue
         if overflow > 0:
             dropped = self._unwritten["calls"][:overflow]
             dropped_ids = {row["call_id"] for row in dropped}
             del self._unwritten["calls"][:overflow]
             self._unwritten["attempts"] = [r for r in self._unwritten["attempts"] if r["call_id"] not in dropped_ids]
-            self.dropped += overflow
-            diagnostics.count("dropped_records", overflow)
+            self._drop("unwritable", overflow)
 
     def _fold(self, wait: float) -> None:
         self._last_fold = time.monotonic()
@@ -279,6 +304,8 @@ class Recorder:
         self._wake = threading.Event()
         self._flush_lock = threading.Lock()
         self._start_lock = threading.Lock()
+        self._drops_lock = threading.Lock()
+        self._unlogged_drops = Counter()
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -8,10 +8,12 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
+from unillm import diagnostics
 from unillm._version import __version__
 from unillm.adapters.registry import provider_for_host
 from unillm.tracer.answer import Answer, read_attempt
 from unillm.tracer.call import AttemptRecord, CallRecord, ErrorNote
+from unillm.tracer.content import capture
 from unillm.tracer.pricing import Pricer
 from unillm.tracer.redact import redact
 
@@ -173,4 +175,9 @@ def build_rows(call: CallRecord, pricer: Pricer) -> tuple[dict[str, Any], list[d
         "strategy": call.strategy,
         "route_reason": call.route_reason,
     }
+    if call.request_body is not None:  # content capture is on
+        try:
+            call_row["request_content"], call_row["response_content"] = capture(call, last)
+        except Exception as exc:  # the call's row matters more than its content
+            diagnostics.internal_error("rows.content", exc)
     return call_row, attempt_rows

@@ -68,12 +68,16 @@ CALL_COLUMNS: tuple[Column, ...] = (
     Column(
         "request_content",
         "JSON",
-        "Opt-in (capture_content): the request's messages / input / prompt, redacted. NULL by default.",
+        "Opt-in (capture_content; NULL by default): what the app sent, redacted: {messages} (chat), "
+        "{instructions, input} (Responses), {prompt} or {input} text (completions, embeddings). At most 64 KiB: "
+        "longer strings and lists are cut, marked …[truncated N chars] / [truncated N items].",
     ),
     Column(
         "response_content",
         "JSON",
-        "Opt-in (capture_content): the answer's messages / output items, redacted. NULL by default.",
+        "Opt-in (capture_content; NULL by default): the answer the app got, streamed or not, redacted: "
+        "{messages} with content, tool_calls, refusal (chat), {output} items (Responses), {text} (completions). "
+        "NULL for embeddings and error answers. At most 64 KiB, cut like request_content.",
     ),
 )
 

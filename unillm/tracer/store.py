@@ -137,28 +137,28 @@ class LogBusyError(RuntimeError):
 # SQL text helpers
 
 
-def _lit(text: str) -> str:
+def quote_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _ident(name: str) -> str:
+def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
 def _read_segments_sql(table: str, files: Sequence[Path]) -> str:
     # Explicit column types from the schema: no sniffing, a MAP/JSON column read straight from the
     # JSON object, keys missing from a row become NULL and unknown keys are ignored.
-    cols = "{" + ", ".join(f"{_lit(c.name)}: {_lit(c.sql_type)}" for c in schema.TABLES[table]) + "}"
-    paths = "[" + ", ".join(_lit(str(f)) for f in files) + "]"
-    return f"read_json({paths}, format='newline_delimited', columns={cols}, filename={_lit(_SEGMENT_COL)})"
+    cols = "{" + ", ".join(f"{quote_literal(c.name)}: {quote_literal(c.sql_type)}" for c in schema.TABLES[table]) + "}"
+    paths = "[" + ", ".join(quote_literal(str(f)) for f in files) + "]"
+    return f"read_json({paths}, format='newline_delimited', columns={cols}, filename={quote_literal(_SEGMENT_COL)})"
 
 
 def _batch_sql(table: str, files: Sequence[Path]) -> str:
     """SELECT of the segments' rows, one per key (the oldest segment wins), rows without a key dropped."""
-    cols = ", ".join(_ident(c.name) for c in schema.TABLES[table])
+    cols = ", ".join(quote_ident(c.name) for c in schema.TABLES[table])
     keys = schema.TABLE_KEYS[table]
-    where = " AND ".join(f"s.{_ident(k)} IS NOT NULL" for k in keys)
-    partition = ", ".join(f"s.{_ident(k)}" for k in keys)
+    where = " AND ".join(f"s.{quote_ident(k)} IS NOT NULL" for k in keys)
+    partition = ", ".join(f"s.{quote_ident(k)}" for k in keys)
     return (
         f"SELECT {cols} FROM {_read_segments_sql(table, files)} AS s WHERE {where} "
         f"QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY s.{_SEGMENT_COL}) = 1"
@@ -167,7 +167,7 @@ def _batch_sql(table: str, files: Sequence[Path]) -> str:
 
 def _stored_sql(table: str, existing: str) -> str:
     """Condition on rows `s`: their key is already in the table `existing`."""
-    match = " AND ".join(f"d.{_ident(k)} = s.{_ident(k)}" for k in schema.TABLE_KEYS[table])
+    match = " AND ".join(f"d.{quote_ident(k)} = s.{quote_ident(k)}" for k in schema.TABLE_KEYS[table])
     return f"EXISTS (SELECT 1 FROM {existing} AS d WHERE {match})"
 
 
@@ -298,7 +298,7 @@ def _ingest(con: duckdb.DuckDBPyConnection, loc: LogLocation) -> tuple[dict[str,
             con.begin()
             rows: dict[str, int] = {}
             for table, fs in files.items():
-                cols = ", ".join(_ident(c.name) for c in schema.TABLES[table])
+                cols = ", ".join(quote_ident(c.name) for c in schema.TABLES[table])
                 con.execute(f"CREATE OR REPLACE TEMP TABLE _unillm_batch AS {_batch_sql(table, fs)}")
                 inserted = con.execute(
                     f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {_BATCH} AS s "
@@ -574,7 +574,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, loc: LogLocation) -> None:
     had_db = loc.db_path.exists()
     existing: dict[str, set[str]] = {}
     if had_db:
-        con.execute(f"ATTACH {_lit(str(loc.db_path))} AS {DB_ALIAS} (READ_ONLY)")
+        con.execute(f"ATTACH {quote_literal(str(loc.db_path))} AS {DB_ALIAS} (READ_ONLY)")
         # While attached we hold a shared lock: no fold can run, so the segment list below is
         # consistent with the database (a fold deletes segments before it releases the lock).
         for table, column in con.execute(
@@ -591,13 +591,14 @@ def _prepare(con: duckdb.DuckDBPyConnection, loc: LogLocation) -> None:
             # An older log may lack newer columns until its next fold migrates it.
             have = existing[table]
             select = ", ".join(
-                _ident(c.name) if c.name in have else f"CAST(NULL AS {c.sql_type}) AS {_ident(c.name)}" for c in columns
+                quote_ident(c.name) if c.name in have else f"CAST(NULL AS {c.sql_type}) AS {quote_ident(c.name)}"
+                for c in columns
             )
             view = f"SELECT {select} FROM {db_table} UNION ALL {view}"
         con.execute(f"CREATE TEMP VIEW {table} AS {view}")
     # Derived views read the temp views above (db + spool), never the db's own copy (db alone).
     for name, derived in schema.VIEWS.items():
-        con.execute(f"CREATE TEMP VIEW {_ident(name)} AS {derived.select}")
+        con.execute(f"CREATE TEMP VIEW {quote_ident(name)} AS {derived.select}")
     if not had_db and loc.db_path.exists():
         # A fold created the database meanwhile and may have moved segments we did not read.
         raise _Retry
@@ -621,7 +622,7 @@ def _load_spool(
         if db_table is not None:
             con.execute(f"DELETE FROM {target} AS s WHERE {_stored_sql(table, db_table)}")
     else:
-        defs = ", ".join(f"{_ident(c.name)} {c.sql_type}" for c in schema.TABLES[table])
+        defs = ", ".join(f"{quote_ident(c.name)} {c.sql_type}" for c in schema.TABLES[table])
         con.execute(f"CREATE TEMP TABLE {spool_table} ({defs})")
 
 
@@ -630,9 +631,9 @@ def _load_spool_file_by_file(con: duckdb.DuckDBPyConnection, table: str, files: 
     # (readers leave it where it is; the next fold moves it to bad/).
     import duckdb
 
-    defs = ", ".join(f"{_ident(c.name)} {c.sql_type}" for c in schema.TABLES[table])
+    defs = ", ".join(f"{quote_ident(c.name)} {c.sql_type}" for c in schema.TABLES[table])
     con.execute(f"CREATE TEMP TABLE {spool_table} ({defs})")
-    cols = ", ".join(_ident(c.name) for c in schema.TABLES[table])
+    cols = ", ".join(quote_ident(c.name) for c in schema.TABLES[table])
     target = f"temp.main.{spool_table}"
     for f in files:
         try:
@@ -698,7 +699,7 @@ def _without_tz(
     items: list[str] = []
     top: list[int] = []
     for i, (row, type_) in enumerate(zip(described, types, strict=True), start=1):
-        name = _ident(str(row[0]))
+        name = quote_ident(str(row[0]))
         if type_ in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ", "TIMESTAMPTZ_NS"):
             items.append(f"timezone('UTC', #{i}) AS {name}")
             top.append(i - 1)

@@ -5,7 +5,9 @@ untouched and are kept for parsing later, off the calling thread. SSE answers ar
 event boundaries so that one event can be dropped (the usage chunk unillm asked for when the app
 did not); per chunk the tap only runs a few byte searches: it stamps the first content event
 (time to first token), notes the terminal event, and keeps the handful of events that carry the
-model, usage, finish reason, tool calls or an error.
+model, usage, finish reason, tool calls or an error. With content capture on (opt-in, chosen per
+call), the capturing taps keep every event instead, up to 8 MiB, for the recorder to rebuild the
+answer from its deltas.
 
 Why not an SSE library (httpx-sse, the SDK's own decoder)? They decode every event into strings
 and dicts; we need byte-exact pass-through with lazy parsing to stay within a few µs per chunk.
@@ -18,6 +20,7 @@ import re
 from time import perf_counter
 
 from unillm.tracer.call import AttemptRecord
+from unillm.tracer.content import CAPTURE_CUT
 
 _EVENT_BOUNDARY = re.compile(rb"\r?\n\r?\n")
 # Chat / legacy completions chunks.
@@ -184,10 +187,59 @@ def _data_of(event: bytes) -> bytes | None:
     return data
 
 
+def _keep_every_event(attempt: AttemptRecord, event: bytes, before: int, kept: int) -> int:
+    """Content capture: keep the event the tap's own rules did not (up to `_MAX_BODY` bytes of
+    events), so the recorder can rebuild the answer from its deltas. Returns the bytes kept."""
+    if kept > _MAX_BODY:
+        return kept
+    kept += len(event)
+    events = attempt.events
+    if len(events) == before:
+        data = _data_of(event)
+        if data is not None and data != b"[DONE]":
+            events.append(data)
+    if kept > _MAX_BODY:
+        events.append(CAPTURE_CUT)
+    return kept
+
+
+class CapturingChatSseTap(ChatSseTap):
+    """A chat / completions stream while content capture is on (chosen per call: no cost when off)."""
+
+    __slots__ = ("kept",)
+
+    def __init__(self, attempt: AttemptRecord) -> None:
+        super().__init__(attempt)
+        self.kept = 0
+
+    def _inspect(self, event: bytes) -> bool:
+        before = len(self.attempt.events)
+        keep = super()._inspect(event)
+        self.kept = _keep_every_event(self.attempt, event, before, self.kept)
+        return keep
+
+
+class CapturingResponsesSseTap(ResponsesSseTap):
+    __slots__ = ("kept",)
+
+    def __init__(self, attempt: AttemptRecord) -> None:
+        super().__init__(attempt)
+        self.kept = 0
+
+    def _inspect(self, event: bytes) -> bool:
+        before = len(self.attempt.events)
+        keep = super()._inspect(event)
+        self.kept = _keep_every_event(self.attempt, event, before, self.kept)
+        return keep
+
+
 def tap_for(attempt: AttemptRecord, status_code: int, content_type: str) -> JsonTap | ChatSseTap:
     if status_code < 400 and "text/event-stream" in content_type:
         attempt.is_sse = True
-        if attempt.call.endpoint == "/responses":
+        call = attempt.call
+        if call.request_body is not None:  # content capture is on
+            return CapturingResponsesSseTap(attempt) if call.endpoint == "/responses" else CapturingChatSseTap(attempt)
+        if call.endpoint == "/responses":
             return ResponsesSseTap(attempt)
         return ChatSseTap(attempt)
     return JsonTap(attempt)
