@@ -364,8 +364,8 @@ PROVIDER_KEYS = {
 @pytest.mark.parametrize("capture", [True, False], ids=["capture on", "capture off"])
 def test_no_key_reaches_the_log_under_any_setting(log_path, monkeypatch, caplog, capture) -> None:
     """Calls of every kind, keys in prompts and in error answers; then every table, the spool
-    segments, the database file and the log output are scanned for the keys."""
-    from unillm.testing import FakeAnthropic, FakeGemini, FakeOpenAI
+    segments, the database file, the log output and the spans exported over OTLP are scanned."""
+    from unillm.testing import FakeAnthropic, FakeGemini, FakeOpenAI, OTLPReceiver
 
     monkeypatch.chdir(log_path.parent.parent)
     for name, key in PROVIDER_KEYS.items():
@@ -377,7 +377,9 @@ def test_no_key_reaches_the_log_under_any_setting(log_path, monkeypatch, caplog,
         FakeOpenAI() as mistral_fake,
         FakeAnthropic(api_key=PROVIDER_KEYS["ANTHROPIC_API_KEY"]) as anthropic_fake,
         FakeGemini(api_key=PROVIDER_KEYS["GEMINI_API_KEY"]) as gemini_fake,
+        OTLPReceiver() as collector,
     ):
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url)
         providers = {
             "anthropic": {"base_url": anthropic_fake.base_url},
             "gemini": {"base_url": gemini_fake.base_url},
@@ -426,8 +428,12 @@ def test_no_key_reaches_the_log_under_any_setting(log_path, monkeypatch, caplog,
             texts.update(file_texts(segments))
             unillm.flush()  # fold them into the database
         finally:
-            unillm.unpatch()
+            unillm.unpatch()  # also sends the spans and metrics
             diagnostics.reset()
+        spans = collector.wait_for_spans(12)
+        texts["spans (decoded)"] = repr(spans)
+        texts.update({f"OTLP request {i}": r.body for i, r in enumerate(collector.requests)})
+        assert ("unillm.request_content" in texts["spans (decoded)"]) is capture
 
     texts.update(call_log_texts(log_path))
     texts["log output"] = caplog.text

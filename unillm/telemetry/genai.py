@@ -91,6 +91,10 @@ def call_attributes(call_row: Mapping[str, Any]) -> dict[str, Any]:
     _put(attributes, "unillm.route_reason", call_row.get("route_reason"))
     for key, value in (call_row.get("tags") or {}).items():
         attributes[f"unillm.tag.{key}"] = value
+    # Only with capture_content on: the log's redacted, capped JSON (OpenAI shapes, hence not the
+    # conventions' gen_ai.input.messages / gen_ai.output.messages, which have a schema of their own).
+    _put(attributes, "unillm.request_content", call_row.get("request_content"))
+    _put(attributes, "unillm.response_content", call_row.get("response_content"))
     return attributes
 
 
