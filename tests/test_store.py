@@ -155,7 +155,7 @@ def test_write_segment_is_atomic_ndjson(loc: LogLocation) -> None:
     assert [p.name for p in loc.spool_dir.iterdir()] == [path.name]  # no .tmp left behind
     lines = path.read_text().splitlines()
     assert [json.loads(line)["call_id"] for line in lines] == ["a", "b"]
-    assert json.loads(lines[0])["started_at"] == str(when)  # default=str for non-JSON values
+    assert json.loads(lines[0])["started_at"] == when.isoformat()  # datetimes as ISO 8601
     more = [spool.write_segment(loc.spool_dir, "calls", [call(f"c{i}")]) for i in range(12)]
     assert spool.list_segments(loc.spool_dir, "calls") == [path, *more]  # oldest first
     assert spool.list_segments(loc.spool_dir, "attempts") == []

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from unillm.tracer.call import AttemptRecord
 
 
@@ -78,9 +80,12 @@ def _error_of(payload: dict[str, Any]) -> tuple[str, str] | None:
 
 def _loads(data: bytes) -> dict[str, Any] | None:
     try:
-        value = json.loads(data)
-    except ValueError:
-        return None
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        try:  # what only the stdlib reads: NaN, integers beyond 64 bits, UTF-16 ...
+            value = json.loads(data)
+        except ValueError:
+            return None
     return value if isinstance(value, dict) else None
 
 

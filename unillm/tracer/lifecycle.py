@@ -25,7 +25,7 @@ from unillm.tracer.store import quote_ident, quote_literal
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["LifecycleError", "PruneResult", "export", "parse_duration", "prune", "time_column"]
+__all__ = ["LifecycleError", "PruneResult", "export", "parse_duration", "prune"]
 
 # How long prune and export wait for a lock held by someone else (folds hold it for milliseconds).
 LOCK_WAIT_S = 10.0
@@ -33,14 +33,6 @@ LOCK_WAIT_S = 10.0
 _DURATION = re.compile(r"^\s*(\d+)\s*([dhm])\s*$", re.IGNORECASE)
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 DURATION_FORMS = "a whole number followed by d (days), h (hours) or m (minutes), e.g. 30d, 12h, 90m"
-
-# The column that dates each table's rows.
-_TIME_COLUMNS = {
-    "calls": "started_at",
-    "attempts": "started_at",
-    "breaker_events": "changed_at",
-    "recorder_drops": "dropped_at",
-}
 
 
 class LifecycleError(RuntimeError):
@@ -53,13 +45,6 @@ def parse_duration(text: str) -> _dt.timedelta:
     if not m or int(m.group(1)) <= 0:
         raise ValueError(f"{text!r} is not a duration; expected {DURATION_FORMS}")
     return _dt.timedelta(**{_UNITS[m.group(2).lower()]: int(m.group(1))})
-
-
-def time_column(table: str) -> str:
-    """The TIMESTAMPTZ column that dates the rows of `table` (its first one for future tables)."""
-    if table in _TIME_COLUMNS:
-        return _TIME_COLUMNS[table]
-    return next(c.name for c in schema.TABLES[table] if c.sql_type == "TIMESTAMPTZ")
 
 
 def _ts(value: _dt.datetime) -> str:
@@ -100,10 +85,10 @@ def prune(
 
     before = _size(loc.db_path)
     cut = _ts(cutoff)
-    pruned_calls = f"SELECT call_id FROM calls WHERE {quote_ident(time_column('calls'))} < {cut}"
+    pruned_calls = f"SELECT call_id FROM calls WHERE {quote_ident(schema.time_column('calls'))} < {cut}"
     where: dict[str, str] = {}
     for table in schema.TABLES:
-        cond = f"{quote_ident(time_column(table))} < {cut}"
+        cond = f"{quote_ident(schema.time_column(table))} < {cut}"
         if table != "calls" and any(c.name == "call_id" for c in schema.TABLES[table]):
             cond = f"({cond} OR call_id IN ({pruned_calls}))"
         where[table] = cond
@@ -172,7 +157,7 @@ def _copy_all(con: duckdb.DuckDBPyConnection, out: Path, options: str, since: _d
 
     written: dict[str, int] = {}
     for table in schema.TABLES:
-        col = quote_ident(time_column(table))
+        col = quote_ident(schema.time_column(table))
         where = ""
         if since is not None:
             start = _dt.datetime.combine(since, _dt.time(), tzinfo=_dt.timezone.utc)

@@ -114,9 +114,12 @@ class Recorder:
             self._drop("queue_full")
             return
         self._queue.append(call)
+        queued = len(self._queue)
         if self._thread is None:
             self._start()
-        elif len(self._queue) > _HIGH_WATER:
+        elif queued == _BATCH:
+            self._wake.set()  # a full batch is waiting: write it now, not at the next interval
+        elif queued > _HIGH_WATER:
             # The writer thread is starved: an app thread that never blocks, only making tiny
             # GIL-releasing calls, can keep the GIL from it indefinitely (CPython's GIL hands
             # itself back to the releasing thread). A short sleep hands it over. Only ever
@@ -196,6 +199,8 @@ class Recorder:
                 self._write(batch, events)
                 if len(batch) < _BATCH and len(events) < _BATCH:
                     break
+                if time.monotonic() - self._last_fold >= self._fold_interval:
+                    self._fold(0.0)  # under sustained load too, or the spool (and every read) grows
             if fold:
                 self._fold(fold_wait)
 

