@@ -3,6 +3,7 @@
     python benchmarks/run.py                  # full run
     python benchmarks/run.py --quick          # fewer rounds, for a smoke check
     python benchmarks/run.py --only routing   # one section (repeatable); printed, written only to --output
+    python benchmarks/run.py --only recorder  # the call log: recorder throughput, 4 processes, 10M rows, memory
 
 Every comparison is measured in the same run, side by side, as a ratio or a difference against
 the raw openai SDK on the same in-process fake (the SDK's floor). Blocks of raw and patched
@@ -31,6 +32,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from inprocess import sdk_http_library, transports  # noqa: E402
+from recorder import bench_recorder, render_recorder  # noqa: E402
 from routing import bench_routing, render_routing  # noqa: E402
 
 MESSAGES = [{"role": "user", "content": "Where is my parcel?"}]
@@ -347,6 +349,8 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
         lines += render_import(results)
     if "volume" in results:
         lines += render_volume(results)
+    if "recorder" in results:
+        lines += render_recorder(results["recorder"])
     if "overhead" in results or "translation" in results:
         lines += render_notes()
     return "\n".join(lines) + "\n"
@@ -451,7 +455,7 @@ def render_notes() -> list[str]:
     ]
 
 
-SECTIONS = ("overhead", "translation", "routing", "import", "volume")
+SECTIONS = ("overhead", "translation", "routing", "import", "volume", "recorder")
 
 
 def main() -> None:
@@ -492,6 +496,8 @@ def main() -> None:
         if "volume" in sections:
             print(f"volume ({volume_calls:,} calls) ...", flush=True)
             results["volume"] = bench_volume(volume_calls, Path(tmp) / "volume.duckdb")
+        if "recorder" in sections:
+            results["recorder"] = bench_recorder(args.quick, Path(tmp))
     text = render(results, args)
     if output is not None:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
