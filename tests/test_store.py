@@ -651,3 +651,13 @@ def test_location_defaults() -> None:
     loc = LogLocation("some/dir/calls.duckdb")
     assert loc.db_path.is_absolute() and loc.spool_dir == loc.db_path.parent / "calls.spool"
     assert LogLocation("/x/calls.duckdb", "/y/spool").spool_dir == Path("/y/spool")
+
+
+def test_a_backlog_is_folded_in_bounded_transactions(loc: LogLocation, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store, "MAX_SEGMENTS_PER_FOLD", 3)
+    for i in range(10):
+        spool.write_segment(loc.spool_dir, "calls", [call(f"c{i}-{j}") for j in range(5)])
+    result = store.fold(loc)
+    assert result.segments == 10 and result.rows == {"calls": 50}
+    assert spool.list_segments(loc.spool_dir, "calls") == []
+    assert store.query(loc, "SELECT count(DISTINCT call_id) FROM calls").scalar() == 50

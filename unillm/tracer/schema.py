@@ -152,6 +152,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
     "recorder_drops": RECORDER_DROP_COLUMNS,
 }
 
+
 def time_column(table: str) -> str:
     """The TIMESTAMPTZ column that dates the rows of `table` (its first one): what prune and
     export cut by, and what bounds a fold's duplicate check (a row and its duplicate share it)."""

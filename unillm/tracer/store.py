@@ -227,7 +227,7 @@ def fold(loc: LogLocation, *, max_wait_s: float = 0.0) -> FoldResult:
     try:
         with writing(loc, max_wait_s=max_wait_s) as con:
             applied = _migrate(con)
-            rows, segments, bad = _ingest(con, loc)
+            rows, segments, bad = _ingest_all(con, loc)
     except LogBusyError as busy:
         return FoldResult(False, reason=busy.reason, seconds=time.monotonic() - t0)
     _sweep_stale_tmp(loc.spool_dir)
@@ -302,17 +302,40 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     return done
 
 
-def _ingest(con: duckdb.DuckDBPyConnection, loc: LogLocation) -> tuple[dict[str, int], int, list[Path]]:
+# The oldest this many segments per table go into one transaction: a backlog (a log that was locked
+# for a while, a burst) is folded in bounded steps, so a fold's memory stays bounded too.
+MAX_SEGMENTS_PER_FOLD = 16
+_MAX_ROUNDS = 16
+
+
+def _ingest_all(con: duckdb.DuckDBPyConnection, loc: LogLocation) -> tuple[dict[str, int], int, list[Path]]:
+    """Ingest the spool in transactions of at most MAX_SEGMENTS_PER_FOLD segments per table (a
+    bounded number of them: writers that keep adding segments must not keep readers out)."""
+    rows: dict[str, int] = {}
+    segments, bad = 0, []
+    for _ in range(_MAX_ROUNDS):
+        done, count, quarantined, more = _ingest(con, loc)
+        for table, n in done.items():
+            rows[table] = rows.get(table, 0) + n
+        segments += count
+        bad.extend(quarantined)
+        if not more:
+            break
+    return rows, segments, bad
+
+
+def _ingest(con: duckdb.DuckDBPyConnection, loc: LogLocation) -> tuple[dict[str, int], int, list[Path], bool]:
     import duckdb
 
     bad: list[Path] = []
     # Each round either commits or removes a reason to fail (a corrupt file, a vanished one),
     # so a few rounds suffice; new segments keep arriving but are simply left for the next fold.
     for _ in range(5):
-        files = {t: spool.list_segments(loc.spool_dir, t) for t in schema.TABLES}
-        files = {t: fs for t, fs in files.items() if fs}
+        listed = {t: spool.list_segments(loc.spool_dir, t) for t in schema.TABLES}
+        more = any(len(fs) > MAX_SEGMENTS_PER_FOLD for fs in listed.values())
+        files = {t: fs[:MAX_SEGMENTS_PER_FOLD] for t, fs in listed.items() if fs}
         if not files:
-            return {}, 0, bad
+            return {}, 0, bad, False
         try:
             con.begin()
             rows: dict[str, int] = {}
@@ -344,7 +367,7 @@ def _ingest(con: duckdb.DuckDBPyConnection, loc: LogLocation) -> tuple[dict[str,
                     f.unlink()
                 except FileNotFoundError:
                     pass
-        return rows, sum(len(fs) for fs in files.values()), bad
+        return rows, sum(len(fs) for fs in files.values()), bad, more
     raise RuntimeError(f"could not fold the spool {loc.spool_dir}: segments kept changing or failing")
 
 
