@@ -203,34 +203,31 @@ def _keep_every_event(attempt: AttemptRecord, event: bytes, before: int, kept: i
     return kept
 
 
-class CapturingChatSseTap(ChatSseTap):
-    """A chat / completions stream while content capture is on (chosen per call: no cost when off)."""
+class _KeepsEveryEvent:
+    """With content capture on (chosen per call: no cost when off), a stream tap also keeps every
+    event, up to _MAX_BODY bytes, so the answer can be rebuilt from its deltas. (No __slots__:
+    `kept` lives in the instance dict, only on capturing taps.)"""
 
-    __slots__ = ("kept",)
+    attempt: AttemptRecord
+    kept: int
 
     def __init__(self, attempt: AttemptRecord) -> None:
-        super().__init__(attempt)
+        super().__init__(attempt)  # type: ignore[call-arg]
         self.kept = 0
 
     def _inspect(self, event: bytes) -> bool:
         before = len(self.attempt.events)
-        keep = super()._inspect(event)
+        keep: bool = super()._inspect(event)  # type: ignore[misc]
         self.kept = _keep_every_event(self.attempt, event, before, self.kept)
         return keep
 
 
-class CapturingResponsesSseTap(ResponsesSseTap):
-    __slots__ = ("kept",)
+class CapturingChatSseTap(_KeepsEveryEvent, ChatSseTap):
+    pass
 
-    def __init__(self, attempt: AttemptRecord) -> None:
-        super().__init__(attempt)
-        self.kept = 0
 
-    def _inspect(self, event: bytes) -> bool:
-        before = len(self.attempt.events)
-        keep = super()._inspect(event)
-        self.kept = _keep_every_event(self.attempt, event, before, self.kept)
-        return keep
+class CapturingResponsesSseTap(_KeepsEveryEvent, ResponsesSseTap):
+    pass
 
 
 def tap_for(attempt: AttemptRecord, status_code: int, content_type: str) -> JsonTap | ChatSseTap:
