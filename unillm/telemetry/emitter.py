@@ -9,8 +9,8 @@ client instrumentation's spans are siblings of unillm's span, not children.
 
 Which providers: the app's global TracerProvider / MeterProvider when it has set them; else, when
 `OTEL_EXPORTER_OTLP_ENDPOINT` is set, unillm's own OTLP providers (`otlp.py`); else none, and no
-OpenTelemetry work at all. Looked up per batch, so an app that sets its providers after
-`patch()` is picked up.
+OpenTelemetry work at all. Looked up for every call (a global read), so an app that sets its
+providers after `patch()` is picked up; the OTLP variables are read at `patch()`, as the SDK does.
 """
 
 from __future__ import annotations
@@ -75,6 +75,8 @@ class Telemetry:
 
     def __init__(self, *, enabled: bool = True) -> None:
         self.enabled = enabled
+        # Read once, as the OpenTelemetry SDK reads its environment: not four lookups per call.
+        self._endpoint = otlp.endpoint_configured()
         self._own: Any = _NOT_BUILT  # OwnProviders, or None when OTLP is not configured / failed
         self._tracer: tuple[Any, Any] | None = None  # (provider, tracer)
         self._instruments: tuple[Any, _Instruments] | None = None  # (provider, instruments)
@@ -82,12 +84,12 @@ class Telemetry:
     # -- providers --------------------------------------------------------------------------
     def _own_providers(self) -> Any:
         if self._own is _NOT_BUILT:
-            self._own = otlp.build_own_providers() if otlp.endpoint_configured() else None
+            self._own = otlp.build_own_providers() if self._endpoint else None
         return self._own
 
     def _providers(self) -> tuple[Any, Any]:
         """(tracer provider, meter provider) to use now; either may be None."""
-        if "opentelemetry.trace" not in sys.modules and not otlp.endpoint_configured():
+        if "opentelemetry.trace" not in sys.modules and not self._endpoint:
             return None, None  # the app has no OpenTelemetry and asked for no export: nothing to do
         from opentelemetry import metrics, trace
 

@@ -64,11 +64,8 @@ def error_type(row: Mapping[str, Any]) -> str | None:
 
 
 def call_attributes(call_row: Mapping[str, Any]) -> dict[str, Any]:
-    """Attributes of the call's CLIENT span."""
-    attributes: dict[str, Any] = {"gen_ai.operation.name": call_row["operation"]}
-    _put(attributes, "gen_ai.provider.name", provider_name(call_row.get("provider")))
-    _put(attributes, "gen_ai.request.model", call_row.get("request_model"))
-    _put(attributes, "gen_ai.response.model", call_row.get("response_model"))
+    """Attributes of the call's CLIENT span: the metrics' ones and the call's own figures."""
+    attributes = metric_attributes(call_row)
     if call_row.get("finish_reason"):
         attributes["gen_ai.response.finish_reasons"] = (call_row["finish_reason"],)
     _put(attributes, "gen_ai.usage.input_tokens", call_row.get("input_tokens"))
@@ -78,8 +75,6 @@ def call_attributes(call_row: Mapping[str, Any]) -> dict[str, Any]:
     _put(attributes, "gen_ai.usage.reasoning.output_tokens", call_row.get("reasoning_tokens"))
     if call_row.get("ttft_ms") is not None:
         attributes["gen_ai.response.time_to_first_chunk"] = call_row["ttft_ms"] / 1000
-    _put(attributes, "error.type", error_type(call_row))
-    _server(attributes, call_row.get("server_address"))
     _put(attributes, "http.response.status_code", call_row.get("http_status"))
     attributes["unillm.call_id"] = call_row["call_id"]
     attributes["unillm.status"] = call_row["status"]

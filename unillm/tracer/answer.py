@@ -78,7 +78,10 @@ def _error_of(payload: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def _loads(data: bytes) -> dict[str, Any] | None:
+def load_object(data: bytes | None) -> dict[str, Any] | None:
+    """A JSON object from an answer's bytes; None for no body, broken JSON or any other value."""
+    if not data:
+        return None
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -91,7 +94,7 @@ def _loads(data: bytes) -> dict[str, Any] | None:
 
 def read_json_answer(endpoint: str, body: bytes | None) -> Answer:
     answer = Answer()
-    payload = _loads(body) if body else None
+    payload = load_object(body)
     if payload is None:
         return answer
     error = _error_of(payload)
@@ -133,7 +136,7 @@ def read_stream_answer(endpoint: str, events: list[bytes]) -> Answer:
     answer = Answer()
     tool_call_slots: set[tuple[int, int]] = set()
     for data in events:
-        payload = _loads(data)
+        payload = load_object(data)
         if payload is None:
             continue
         error = _error_of(payload)

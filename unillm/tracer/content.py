@@ -20,11 +20,13 @@ Never captured: headers (so no key or Authorization header), tool definitions, o
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from unillm.tracer.answer import load_object
 from unillm.tracer.call import AttemptRecord, CallRecord
 from unillm.tracer.redact import Redactor, active_redactor
 
@@ -101,21 +103,12 @@ def _request_content(endpoint: str, body: Mapping[str, Any]) -> dict[str, Any] |
 # -- response -----------------------------------------------------------------------------------
 
 
-def _loads(data: bytes | None) -> Any:
-    if not data:
-        return None
-    try:
-        return json.loads(data)
-    except ValueError:
-        return None
-
-
 def _response_content(attempt: AttemptRecord) -> dict[str, Any] | None:
     endpoint = attempt.call.endpoint
     if endpoint == "/embeddings":
         return None
     if not attempt.is_sse:
-        payload = _loads(attempt.body)
+        payload = load_object(attempt.body)
         if not isinstance(payload, dict) or payload.get("error"):
             return None
         if endpoint == "/responses":
@@ -127,7 +120,7 @@ def _response_content(attempt: AttemptRecord) -> dict[str, Any] | None:
         if data == CAPTURE_CUT:
             cut = True
             continue
-        payload = _loads(data)
+        payload = load_object(data)
         if isinstance(payload, dict):
             payloads.append(payload)
     content = _responses_stream(payloads) if endpoint == "/responses" else _chat_stream(payloads, endpoint)
@@ -275,7 +268,7 @@ def _responses_stream(payloads: list[dict[str, Any]]) -> dict[str, Any] | None:
         if not isinstance(index, int):
             continue
         if kind in ("response.output_item.added", "response.output_item.done") and isinstance(event.get("item"), dict):
-            items[index] = json.loads(json.dumps(event["item"]))  # a copy the deltas can extend
+            items[index] = copy.deepcopy(event["item"])  # a copy the deltas can extend
             continue
         item = items.setdefault(index, {})
         if kind == "response.function_call_arguments.delta":
