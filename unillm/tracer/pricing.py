@@ -123,6 +123,23 @@ class Pricer:
             usd += prices.per_request
         return Cost(usd, self._source)
 
+    def cache_read_savings(self, provider: str | None, model: str | None, cached_tokens: int) -> float | None:
+        """USD that `cached_tokens` read from the prompt cache saved against the plain input price
+        (None when the model's price or its cache-read price is unknown)."""
+        if not model:
+            return None
+        override = self._overrides.get(f"{provider}/{model}") or self._overrides.get(model)
+        if override is not None:
+            input_rate, cache_rate = override.input, override.cache_read
+        else:
+            prices = self._prices_for(provider, model)
+            if prices is None or prices.rates[0] is None or prices.rates[2] is None:
+                return None
+            input_rate, cache_rate = prices.rates[0].base, prices.rates[2].base
+        if cache_rate is None:
+            return None
+        return cached_tokens * (input_rate - cache_rate) / 1_000_000
+
     def _prices_for(self, provider: str | None, model: str) -> _ModelPrices | None:
         provider_id = _GENAI_PRICES_PROVIDER.get(provider or "", provider)
         key = (provider_id, model)

@@ -1,0 +1,1 @@
+"""The dashboard's pages: each `render(context)` draws one page from its queries' results."""
