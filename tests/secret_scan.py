@@ -65,3 +65,58 @@ def database_files(log: str | Path) -> list[Path]:
 def call_log_texts(log: str | Path) -> dict[str, str | bytes]:
     """The tables as a reader sees them, plus the raw bytes of the database file (and its WAL)."""
     return {**table_texts(log), **file_texts(database_files(log))}
+
+
+def dashboard_texts(log: str | Path) -> dict[str, str]:
+    """What the dashboard shows for the log: every page, and the detail of every call, as text
+    (metrics, markdown, tables, chart data). Empty when the dashboard extra is not installed."""
+    try:
+        from streamlit.testing.v1 import AppTest
+    except ImportError:
+        return {}
+    import os
+
+    import streamlit as st
+
+    app = str(Path(unillm.__file__).parent / "dashboard" / "app.py")
+    call_ids = [row[0] for row in unillm.sql("select call_id from calls", log=log).rows]
+    views = [{"page": page} for page in ("overview", "failover", "cost", "calls", "sql")]
+    views += [{"page": "calls", "call": call_id} for call_id in call_ids]
+    views.append({"page": "sql", "sql": "select * from calls"})
+    texts: dict[str, str] = {}
+    previous = os.environ.get("UNILLM_LOG")
+    os.environ["UNILLM_LOG"] = str(log)
+    try:
+        for params in views:
+            st.cache_data.clear()
+            at = AppTest.from_file(app, default_timeout=30)
+            for name, value in params.items():
+                at.query_params[name] = value
+            at.run()
+            assert not at.exception, [e.value for e in at.exception]
+            texts[f"dashboard {params}"] = _page_text(at)
+    finally:
+        if previous is None:
+            del os.environ["UNILLM_LOG"]
+        else:
+            os.environ["UNILLM_LOG"] = previous
+    return texts
+
+
+def _page_text(at: object) -> str:
+    """Every element of a rendered page as text: values, labels, help, tables and chart specs."""
+    out: list[str] = []
+
+    def walk(node: object) -> None:
+        children = getattr(node, "children", None)
+        proto = getattr(node, "proto", None)
+        if proto is not None:
+            out.append(str(proto))  # labels, values, help texts, chart specs and their data
+        value = getattr(node, "value", None)
+        if hasattr(value, "to_csv"):
+            out.append(value.to_csv())  # a table's cells (its proto holds them as Arrow bytes)
+        for child in children.values() if isinstance(children, dict) else children or ():
+            walk(child)
+
+    walk(at._tree)  # type: ignore[attr-defined]
+    return "\n".join(out)

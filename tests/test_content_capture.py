@@ -11,7 +11,7 @@ from typing import Any
 import openai
 import pytest
 from conftest import TEST_KEY, rows
-from secret_scan import assert_no_secrets, call_log_texts, file_texts, spool_files
+from secret_scan import assert_no_secrets, call_log_texts, dashboard_texts, file_texts, spool_files
 
 import unillm
 from unillm import diagnostics, runtime
@@ -436,6 +436,11 @@ def test_no_key_reaches_the_log_under_any_setting(log_path, monkeypatch, caplog,
         assert ("unillm.request_content" in texts["spans (decoded)"]) is capture
 
     texts.update(call_log_texts(log_path))
+    shown = dashboard_texts(log_path)  # every page and every call's detail, where streamlit is installed
+    texts.update(shown)
+    if shown:  # the scan sees what the dashboard shows: a failed call's detail has its error message
+        failed = unillm.sql("select call_id from calls where error_message like '%upstream said%'", log=str(log_path))
+        assert "upstream said" in shown[f"dashboard {{'page': 'calls', 'call': '{failed.scalar()}'}}"]
     texts["log output"] = caplog.text
     # The scan sees what was stored: prompts, answers, error messages, failovers.
     calls = texts["table calls"]
