@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import random
 import time
 from collections.abc import Callable
@@ -335,6 +336,8 @@ def run_demo(*, calls: int = 120, log: str | None = None, show_progress: bool = 
         "only had the SDK's retries); routed calls failed over. Every attempt is in the log.",
         f"Call log: [bold]{log_path}[/bold]\n",
         "Next:",
+        f"  {unillm_cmd} dashboard{log_flag}   # cost, latency and the outage in the browser"
+        + ("" if importlib.util.find_spec("streamlit") else " (first: pip install 'unillm[dashboard]')"),
         f"  {unillm_cmd} sql{log_flag} \"select tags['feature'] as feature, count(*) as calls, "
         'round(sum(cost_usd), 6) as usd from calls group by 1 order by usd desc"',
         f'  {unillm_cmd} sql{log_flag} "select request_model, attempt, provider, http_status, error_type, '
