@@ -263,5 +263,69 @@ def where() -> None:
     click.echo(f"log:   {location.db_path}\nspool: {location.spool_dir}")
 
 
+@main.command()
+@click.option("--log", type=click.Path(dir_okay=False), help="Call log to show (default: the usual location).")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8501,
+    show_default=True,
+    help="Port to listen on; when it is taken and not given here, the next free one.",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; any other than 127.0.0.1 lets other machines see your call log.",
+)
+@click.option(
+    "--open/--no-open",
+    "open_browser",
+    default=None,
+    help="Open it in a browser (default: only where a browser can show, not over SSH or without a display).",
+)
+@click.option("--app-path", type=click.Path(dir_okay=False), hidden=True)  # tests: run a stand-in app
+@click.pass_context
+def dashboard(
+    ctx: click.Context, log: str | None, port: int, host: str, open_browser: bool | None, app_path: str | None
+) -> None:
+    """Browse the call log in a local web dashboard (Streamlit): overview, failover, cost, calls, SQL.
+
+    \b
+    Example:
+      unillm dashboard --log ./calls.duckdb
+    """
+    import importlib.util
+    from pathlib import Path
+
+    if importlib.util.find_spec("streamlit") is None:  # before importing anything of unillm.dashboard
+        raise click.ClickException("the dashboard needs Streamlit: pip install 'unillm[dashboard]'")
+    from click.core import ParameterSource
+
+    from unillm.dashboard import launch
+
+    location = _location(log)
+    try:
+        launch.check_log(location.db_path, location.spool_dir)
+        explicit = ctx.get_parameter_source("port") is not ParameterSource.DEFAULT
+        port = launch.pick_port(host, port, explicit=explicit)
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            click.echo(
+                f"note: listening on {host}: whoever reaches this machine on port {port} can read the call log",
+                err=True,
+            )
+        code = launch.run(
+            location.db_path,
+            host=host,
+            port=port,
+            open_browser=launch.browser_likely() if open_browser is None else open_browser,
+            app_path=Path(app_path) if app_path else None,
+            echo=click.echo,
+        )
+    except launch.LaunchError as exc:
+        raise click.ClickException(str(exc)) from None
+    ctx.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
