@@ -29,6 +29,8 @@ from browser import (  # noqa: E402
     screenshot,
 )
 
+import unillm  # noqa: E402
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -47,9 +49,12 @@ def main() -> int:
         log = Path(folder) / "calls.duckdb"
         print(f"recording a demo call log ({args.calls} requests) in {log} ...", flush=True)
         make_demo_log(log, calls=args.calls)
+        # The Calls page is shown with the detail of a call that failed over: its attempt chain.
+        failed_over = unillm.sql("select call_id from failovers where reason = 'failover' limit 1", log=str(log))
+        extra = {"calls": {"call": str(failed_over.scalar())}} if failed_over.rows else {}
         with running_dashboard(log) as url, chromium() as browser:
             for name in args.pages.split(","):
-                page = open_page(browser, url, {"page": name}, width=args.width)
+                page = open_page(browser, url, {"page": name, **extra.get(name, {})}, width=args.width)
                 try:
                     path = screenshot(page, args.out.resolve() / f"dashboard-{name}.png")
                     errors = exception_texts(page)

@@ -176,6 +176,11 @@ def test_failover_story_timeline_and_breaker(open_page) -> None:
 def test_failover_provider_filter_matches_either_end(open_page) -> None:
     at = open_page("failover", provider="openai")
     assert metrics(at)["Calls failed over"].value == str(seeded.FAILOVERS)  # they left OpenAI
+    today = dt.datetime.now(dt.timezone.utc).date()
+    week = {"range": "custom", "from": (today - dt.timedelta(days=7)).isoformat(), "to": today.isoformat()}
+    at = open_page("failover", provider="openai", **week)  # a bounded window: breakers cut at its end
+    assert metrics(at)["Calls failed over"].value == str(seeded.FAILOVERS)
+    assert frames(at)[0].iloc[0]["not_closed_s"] == pytest.approx(seeded.BREAKER_SECONDS)
     at = open_page("failover", provider="gemini")
     assert metrics(at)["Calls failed over"].value == "0"
     assert "No attempt failed in this range" in texts(at, "markdown")

@@ -42,16 +42,21 @@ DEFAULT_RANGE = "24h"
 
 @dataclass(frozen=True)
 class Window:
-    """A half-open time interval [start, end); None means unbounded on that side."""
+    """A half-open time interval [start, end); None means unbounded on that side.
+
+    A relative range ("last 24 hours") has no end: the dashboard's "now" is rounded for caching,
+    and a call made a second ago must still show. Its `span` is the range's length.
+    """
 
     start: dt.datetime | None
     end: dt.datetime | None
+    span: dt.timedelta | None = None
 
     @property
     def length(self) -> dt.timedelta | None:
-        if self.start is None or self.end is None:
-            return None
-        return self.end - self.start
+        if self.start is not None and self.end is not None:
+            return self.end - self.start
+        return self.span
 
     def previous(self) -> Window | None:
         """The interval of the same length just before this one (what KPIs compare with)."""
@@ -79,7 +84,7 @@ class Filters:
         length = RANGES.get(self.range, RANGES[DEFAULT_RANGE])
         if length is None:
             return Window(None, None)
-        return Window(now - length, now)
+        return Window(now - length, None, span=length)
 
     def describe(self) -> str:
         """The filters in words, for captions and empty-result hints."""

@@ -233,6 +233,6 @@ SELECT target, count(*) FILTER (WHERE state = 'open') AS opened, sum(seconds) AS
        (SELECT arg_max(to_state, changed_at) FROM breaker_events AS b
         WHERE b.target = p.target {"AND b.changed_at < CAST(? AS TIMESTAMPTZ)" if window.end is not None else ""}) AS state_now
 FROM p GROUP BY target ORDER BY not_closed_s DESC""",
-        params + bounds_params[:1],
+        params + ([window.end.isoformat()] if window.end is not None else []),
     )
     return periods, summary
