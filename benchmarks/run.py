@@ -4,6 +4,7 @@
     python benchmarks/run.py --quick          # fewer rounds, for a smoke check
     python benchmarks/run.py --only routing   # one section (repeatable); printed, written only to --output
     python benchmarks/run.py --only recorder  # the call log: recorder throughput, 4 processes, 10M rows, memory
+    python benchmarks/run.py --only dashboard # each dashboard page rendered on 1M and 5M seeded calls
 
 Every comparison is measured in the same run, side by side, as a ratio or a difference against
 the raw openai SDK on the same in-process fake (the SDK's floor). Blocks of raw and patched
@@ -31,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+from dashboard import bench_dashboard, render_dashboard  # noqa: E402
 from inprocess import sdk_http_library, transports  # noqa: E402
 from recorder import bench_recorder, render_recorder  # noqa: E402
 from routing import bench_routing, render_routing  # noqa: E402
@@ -351,6 +353,8 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
         lines += render_volume(results)
     if "recorder" in results:
         lines += render_recorder(results["recorder"])
+    if "dashboard" in results:
+        lines += render_dashboard(results["dashboard"])
     if "overhead" in results or "translation" in results:
         lines += render_notes()
     return "\n".join(lines) + "\n"
@@ -455,7 +459,7 @@ def render_notes() -> list[str]:
     ]
 
 
-SECTIONS = ("overhead", "translation", "routing", "import", "volume", "recorder")
+SECTIONS = ("overhead", "translation", "routing", "import", "volume", "recorder", "dashboard")
 
 
 def main() -> None:
@@ -498,6 +502,10 @@ def main() -> None:
             results["volume"] = bench_volume(volume_calls, Path(tmp) / "volume.duckdb")
         if "recorder" in sections:
             results["recorder"] = bench_recorder(args.quick, Path(tmp))
+        if "dashboard" in sections:
+            started = time.perf_counter()
+            results["dashboard"] = bench_dashboard(args.quick, Path(tmp))
+            print(f"dashboard took {time.perf_counter() - started:.0f} s", flush=True)
     text = render(results, args)
     if output is not None:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
