@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from unillm.dashboard.filters import Scope
-from unillm.dashboard.queries.common import frame, row, utc
+from unillm.dashboard.queries.common import among_top, frame, row, utc
 from unillm.tracer.answer import load_object
 
 if TYPE_CHECKING:
@@ -54,8 +54,9 @@ SELECT {utc("c.started_at")} AS time, c.call_id, c.request_model, c.provider,
        coalesce(c.response_model, c.request_model) AS model, c.status, c.duration_ms, c.ttft_ms,
        c.input_tokens, c.output_tokens, c.cost_usd, c.attempts, c.route, CAST(c.tags AS VARCHAR) AS tags,
        c.error_message
-FROM calls AS c WHERE {where} ORDER BY c.started_at DESC LIMIT {int(limit)}""",
-        params,
+FROM calls AS c WHERE {where} AND {among_top("c.started_at", where, limit)}
+ORDER BY c.started_at DESC LIMIT {int(limit)}""",
+        params * 2,
     )
     scope_where, scope_params = scope.condition()
     captured = row(

@@ -53,8 +53,13 @@ def bucket_label(seconds: int) -> str:
 
 
 def bucket_sql(column: str, seconds: int) -> str:
-    """The bucket start of a TIMESTAMPTZ column, as a naive UTC timestamp (what charts take)."""
-    return f"timezone('UTC', time_bucket(INTERVAL '{int(seconds)} seconds', {column}))"
+    """The bucket start of a TIMESTAMPTZ column, as a naive UTC timestamp (what charts take).
+
+    Integer arithmetic on epoch microseconds: at 5M rows ~0.05 s, where time_bucket() on a
+    TIMESTAMPTZ (time-zone aware) takes ~0.33 s.
+    """
+    micros = int(seconds) * 1_000_000
+    return f"make_timestamp((epoch_us({column}) // {micros}) * {micros})"
 
 
 def utc(column: str) -> str:
@@ -66,8 +71,21 @@ def top_groups_sql(inner: str, group: str, value: str) -> str:
     """Wrap `inner` (a SELECT with columns time, `group`, `value`) so only the TOP_GROUPS largest
     groups keep their name and the rest are summed as "other"."""
     return f"""
-WITH t AS ({inner}),
+WITH t AS MATERIALIZED ({inner}),
 top AS (SELECT {group} FROM t GROUP BY {group} ORDER BY sum({value}) DESC NULLS LAST LIMIT {TOP_GROUPS})
 SELECT time, CASE WHEN {group} IN (SELECT {group} FROM top) THEN {group} ELSE '{OTHER}' END AS {group},
        sum({value}) AS {value}
 FROM t GROUP BY ALL ORDER BY time"""
+
+
+def among_top(column: str, where: str, n: int) -> str:
+    """A condition on `calls AS c` rows: `column` is at least the n-th largest value under `where`
+    (its parameters are needed once more, after the caller's own).
+
+    For "newest 200" and "most expensive 20" lists: sorting 5M rows with every column to show
+    costs ~0.6 s, finding the cutoff on one column and then reading the few rows above it ~0.1 s.
+    """
+    return (
+        f"{column} >= (SELECT min(v) FROM (SELECT {column} AS v FROM calls AS c "
+        f"WHERE {where} AND {column} IS NOT NULL ORDER BY v DESC LIMIT {int(n)}))"
+    )

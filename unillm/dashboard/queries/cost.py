@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from unillm.dashboard.filters import Scope
 from unillm.dashboard.queries.common import (
     NONE_LABEL,
+    among_top,
     bucket_seconds,
     bucket_sql,
     frame,
@@ -121,8 +122,9 @@ FROM calls AS c WHERE {where} GROUP BY 1 ORDER BY spend_usd DESC NULLS LAST, cal
 SELECT {utc("c.started_at")} AS time, c.call_id, c.provider, coalesce(c.response_model, c.request_model) AS model,
        c.route, c.input_tokens, c.output_tokens, c.cost_usd, c.duration_ms, c.status,
        CAST(c.tags AS VARCHAR) AS tags
-FROM calls AS c WHERE {where} AND c.cost_usd IS NOT NULL ORDER BY c.cost_usd DESC LIMIT {TOP_CALLS}""",
-        params,
+FROM calls AS c WHERE {where} AND {among_top("c.cost_usd", where, TOP_CALLS)}
+ORDER BY c.cost_usd DESC LIMIT {TOP_CALLS}""",
+        params * 2,
     )
     savings = frame(
         con,

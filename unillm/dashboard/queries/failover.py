@@ -45,7 +45,11 @@ def _event_sql(scope: Scope) -> tuple[str, list[object]]:
         marks = ", ".join("?" for _ in providers)
         where += f" AND (f.provider IN ({marks}) OR l.provider IN ({marks}))"
         params += list(providers) * 2
+    # The few attempts of failed-over calls are picked first: joining calls to every attempt
+    # (twice) would hash millions of rows.
     sql = f"""
+WITH fo AS MATERIALIZED (SELECT DISTINCT call_id FROM attempts WHERE reason = 'failover'),
+fa AS MATERIALIZED (SELECT * FROM attempts WHERE call_id IN (SELECT call_id FROM fo))
 SELECT {utc("c.started_at")} AS time, c.call_id, c.route,
        f.provider || '/' || f.model AS from_target, f.provider AS from_provider, f.model AS from_model,
        l.provider || '/' || l.model AS to_target,
@@ -53,9 +57,9 @@ SELECT {utc("c.started_at")} AS time, c.call_id, c.route,
        c.attempts, c.status, greatest(c.duration_ms - l.duration_ms, 0) AS added_ms, c.cost_usd,
        c.input_tokens, c.output_tokens, c.cached_tokens, c.cache_write_tokens
 FROM calls AS c
-JOIN attempts AS f ON f.call_id = c.call_id AND f.attempt = 1
-JOIN attempts AS l ON l.call_id = c.call_id AND l.attempt = c.attempts
-WHERE {where} AND c.attempts > 1 AND c.call_id IN (SELECT call_id FROM attempts WHERE reason = 'failover')"""
+JOIN fa AS f ON f.call_id = c.call_id AND f.attempt = 1
+JOIN fa AS l ON l.call_id = c.call_id AND l.attempt = c.attempts
+WHERE {where} AND c.attempts > 1 AND c.call_id IN (SELECT call_id FROM fo)"""
     return sql, params
 
 
@@ -101,19 +105,29 @@ SELECT {bucket_sql("a.started_at", seconds)} AS time, a.provider || '/' || a.mod
 FROM attempts AS a WHERE {attempts_where} AND a.status <> 'ok' GROUP BY ALL ORDER BY time""",
         attempts_params,
     )
+    # Grouped by the plain columns (not a concatenation per row), the last error read from the
+    # failed attempts only: ~0.1 s instead of ~0.45 s over 5M attempts.
     health = frame(
         con,
         f"""
-SELECT a.provider || '/' || a.model AS target, count(*) AS attempts,
-       count(*) FILTER (WHERE a.status = 'ok') / count(*) AS success_rate,
-       count(*) FILTER (WHERE a.status <> 'ok') AS errors,
-       quantile_cont(a.duration_ms, 0.5) FILTER (WHERE a.status = 'ok') AS p50_ms,
-       quantile_cont(a.duration_ms, 0.95) FILTER (WHERE a.status = 'ok') AS p95_ms,
-       count(*) FILTER (WHERE a.reason = 'failover' AND a.status = 'ok') AS took_over,
-       arg_max(concat_ws(' ', CAST(a.http_status AS VARCHAR), a.error_type, a.error_message), a.started_at)
-         FILTER (WHERE a.status <> 'ok') AS last_error
-FROM attempts AS a WHERE {attempts_where} GROUP BY 1 ORDER BY errors DESC, attempts DESC""",
-        attempts_params,
+WITH g AS (
+  SELECT a.provider, a.model, count(*) AS attempts,
+         count(*) FILTER (WHERE a.status = 'ok') / count(*) AS success_rate,
+         count(*) FILTER (WHERE a.status <> 'ok') AS errors,
+         quantile_cont(a.duration_ms, [0.5, 0.95]) FILTER (WHERE a.status = 'ok') AS q,
+         count(*) FILTER (WHERE a.reason = 'failover' AND a.status = 'ok') AS took_over
+  FROM attempts AS a WHERE {attempts_where} GROUP BY ALL
+),
+e AS (
+  SELECT a.provider, a.model,
+         arg_max(concat_ws(' ', CAST(a.http_status AS VARCHAR), a.error_type, a.error_message), a.started_at) AS last_error
+  FROM attempts AS a WHERE {attempts_where} AND a.status <> 'ok' GROUP BY ALL
+)
+SELECT g.provider || '/' || g.model AS target, attempts, success_rate, errors, q[1] AS p50_ms, q[2] AS p95_ms,
+       took_over, e.last_error
+FROM g LEFT JOIN e ON e.provider IS NOT DISTINCT FROM g.provider AND e.model IS NOT DISTINCT FROM g.model
+ORDER BY errors DESC, attempts DESC""",
+        attempts_params * 2,
     )
     periods, summary = _breakers(con, scope)
     return Failover(
