@@ -275,3 +275,14 @@ def write_log(path: Path, now: dt.datetime | None = None) -> dict[str, Any]:
     result = fold(location, max_wait_s=10.0)
     assert result.folded, result
     return ids
+
+
+def add_call(path: Path, call_id: str, when: dt.datetime | None = None) -> None:
+    """Record one more ok call the way a running app does: a spool segment, folded later."""
+    started = when or dt.datetime.now(dt.timezone.utc)
+    row = _call(call_id, started, request_model="gpt-4o-mini", provider="openai", duration_ms=100.0, cost_usd=MINI_COST)
+    location = LogLocation(path)
+    spool.write_segment(location.spool_dir, "calls", [row])
+    spool.write_segment(
+        location.spool_dir, "attempts", [_attempt(call_id, 1, started, provider="openai", model="gpt-4o-mini")]
+    )

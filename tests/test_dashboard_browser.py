@@ -158,3 +158,25 @@ def test_a_filter_in_the_url_is_applied_in_the_browser(browser: Any, seeded_dash
         assert "provider=anthropic" in page.url
     finally:
         page.context.close()
+
+
+def test_auto_refresh_shows_new_calls_without_a_reload(browser: Any, tmp_path: Path) -> None:
+    """With ?refresh=10s the page re-runs on its own and picks up a call an app just recorded."""
+    import time
+
+    import dashboard_log as seeded
+
+    log = tmp_path / "calls.duckdb"
+    seeded.write_log(log)
+    with running_dashboard(log) as url:
+        page = open_page(browser, url, {"page": "overview", "refresh": "10s"})
+        try:
+            assert _metrics(page)["Calls"] == str(seeded.CALLS)
+            seeded.add_call(log, "late-0")
+            deadline = time.monotonic() + 40
+            while _metrics(page).get("Calls") != str(seeded.CALLS + 1):
+                assert time.monotonic() < deadline, f"still {_metrics(page).get('Calls')} calls after 40 s"
+                page.wait_for_timeout(1000)
+            assert "refresh=10s" in page.url
+        finally:
+            page.context.close()

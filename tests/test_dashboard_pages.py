@@ -303,3 +303,23 @@ def test_pages_date_range_custom_days(open_page) -> None:
     at = open_page("overview", range="custom", **{"from": (today - dt.timedelta(days=3)).isoformat()})
     assert at.sidebar.selectbox(key="range").value == "custom"
     assert metrics(at)["Calls"].value == str(seeded.CALLS + seeded.BEFORE_CALLS)
+
+
+def test_refresh_now_shows_calls_recorded_since(tmp_path, monkeypatch) -> None:
+    """The dashboard runs beside apps that are recording: "Refresh now" shows what they added."""
+    import streamlit as st
+
+    path = tmp_path / "calls.duckdb"
+    seeded.write_log(path)
+    monkeypatch.setenv("UNILLM_LOG", str(path))
+    still = dt.datetime.now(dt.timezone.utc)
+    monkeypatch.setattr("unillm.dashboard.context.current_now", lambda: still)  # the cache clock stands still
+    st.cache_data.clear()
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.run()
+    assert metrics(at)["Calls"].value == str(seeded.CALLS)
+    seeded.add_call(path, "late-0")  # an app records one more call (a spool segment, not yet folded)
+    at.run()
+    assert metrics(at)["Calls"].value == str(seeded.CALLS)  # same cached view until refreshed
+    at.sidebar.button[0].click().run()
+    assert metrics(at)["Calls"].value == str(seeded.CALLS + 1)

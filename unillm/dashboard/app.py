@@ -26,7 +26,7 @@ PAGES = {
     "calls": ("Calls", calls.render),
     "sql": ("SQL", sql_console.render),
 }
-AUTO_REFRESH = {"off": None, "30s": 30, "1m": 60, "5m": 300}
+AUTO_REFRESH = {"off": None, "10s": 10, "30s": 30, "1m": 60, "5m": 300}
 
 st.set_page_config(page_title="unillm", page_icon="📈", layout="wide")
 

@@ -22,7 +22,7 @@ from unillm.tracer.store import reading
 
 # Relative ranges end "now", rounded down to this many seconds so that reruns within it share
 # cached results; "Refresh now" and auto-refresh move it on.
-NOW_STEP_S = 15
+NOW_STEP_S = 5
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,9 @@ class PageContext:
         )
 
 
-def current_now(step_s: int = NOW_STEP_S) -> dt.datetime:
+def current_now() -> dt.datetime:
     stamp = dt.datetime.now(UTC).timestamp()
-    return dt.datetime.fromtimestamp(stamp - stamp % step_s, UTC)
+    return dt.datetime.fromtimestamp(stamp - stamp % NOW_STEP_S, UTC)
 
 
 def _loader(name: str) -> Callable[..., Any]:
