@@ -323,3 +323,60 @@ def test_refresh_now_shows_calls_recorded_since(tmp_path, monkeypatch) -> None:
     assert metrics(at)["Calls"].value == str(seeded.CALLS)  # same cached view until refreshed
     at.sidebar.button[0].click().run()
     assert metrics(at)["Calls"].value == str(seeded.CALLS + 1)
+
+
+def test_the_dashboard_and_a_recording_app_run_side_by_side(tmp_path, monkeypatch) -> None:
+    """An app records calls (writing and folding every 0.1 s) while the dashboard renders page after
+    page: the app never sees an error, every call lands in the log, the pages see them arrive."""
+    import threading
+
+    import openai
+    import streamlit as st
+
+    from unillm import diagnostics
+    from unillm.testing import FakeOpenAI
+
+    path = tmp_path / "calls.duckdb"
+    monkeypatch.setenv("UNILLM_LOG", str(path))
+    made: list[int] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    with FakeOpenAI() as fake:
+        unillm.patch(log=str(path), flush_interval=0.1, fold_interval=0.1)
+        try:
+            client = openai.OpenAI(base_url=fake.base_url, api_key="sk-test", max_retries=0)
+
+            def app() -> None:
+                while not stop.is_set():
+                    try:
+                        client.chat.completions.create(
+                            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+                        )
+                        made.append(1)
+                    except BaseException as exc:  # the app must never see one
+                        errors.append(exc)
+
+            worker = threading.Thread(target=app)
+            worker.start()
+            seen: list[int] = []
+            try:
+                for page in ("overview", "failover", "cost", "calls", "sql") * 2:
+                    st.cache_data.clear()
+                    at = AppTest.from_file(str(APP), default_timeout=30)
+                    at.query_params["page"] = page
+                    at.run()
+                    assert not at.exception, (page, [e.value for e in at.exception])
+                    if page == "overview" and "Calls" in metrics(at):
+                        seen.append(int(metrics(at)["Calls"].value.replace(",", "")))
+            finally:
+                stop.set()
+                worker.join()
+            unillm.flush()
+        finally:
+            unillm.unpatch()
+            snapshot = diagnostics.snapshot()
+            diagnostics.reset()
+    assert not errors
+    assert unillm.sql("select count(*) from calls", log=str(path)).scalar() == len(made) > 0
+    assert len(seen) == 2 and seen[1] > seen[0]  # the second look saw calls recorded since the first
+    assert snapshot["counts"] == {}, snapshot  # unillm had no trouble of its own either
