@@ -380,3 +380,21 @@ def test_the_dashboard_and_a_recording_app_run_side_by_side(tmp_path, monkeypatc
     assert unillm.sql("select count(*) from calls", log=str(path)).scalar() == len(made) > 0
     assert len(seen) == 2 and seen[1] > seen[0]  # the second look saw calls recorded since the first
     assert snapshot["counts"] == {}, snapshot  # unillm had no trouble of its own either
+
+
+def test_a_log_held_open_by_another_program_is_named_not_a_traceback(tmp_path, monkeypatch) -> None:
+    import duckdb
+    import streamlit as st
+
+    path = tmp_path / "calls.duckdb"
+    seeded.write_log(path)
+    monkeypatch.setenv("UNILLM_LOG", str(path))
+    st.cache_data.clear()
+    holder = duckdb.connect(str(path))  # e.g. a notebook that opened the file read-write
+    try:
+        at = AppTest.from_file(str(APP), default_timeout=30)
+        at.run()
+    finally:
+        holder.close()
+    assert not at.exception
+    assert f"cannot read the call log {path}" in texts(at, "error")

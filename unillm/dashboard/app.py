@@ -14,7 +14,7 @@ import streamlit as st
 from unillm.config import ConfigError, load_settings
 from unillm.dashboard import url
 from unillm.dashboard.context import PageContext, current_now, filter_options
-from unillm.dashboard.filters import DEFAULT_RANGE, RANGE_LABELS, RANGES, Filters
+from unillm.dashboard.filters import DEFAULT_RANGE, PARAM_NAMES, RANGE_LABELS, RANGES, Filters
 from unillm.dashboard.views import calls, cost, failover, overview, sql_console
 from unillm.tracer.location import LogLocation
 from unillm.tracer.store import LogBusyError
@@ -39,6 +39,11 @@ def _location() -> LogLocation | None:
         return None
 
 
+def _refresh() -> None:
+    """A new refresh number: part of every cache key, so everything is read again."""
+    st.session_state["refresh"] = st.session_state.get("refresh", 0) + 1
+
+
 def _sidebar(location: LogLocation) -> tuple[str, Filters, int | None]:
     side = st.sidebar
     side.markdown("## unillm")
@@ -47,9 +52,7 @@ def _sidebar(location: LogLocation) -> tuple[str, Filters, int | None]:
     url.start_from("page", url.read("page") if url.read("page") in PAGES else "overview")
     page = side.radio("Page", list(PAGES), key="page", format_func=lambda p: PAGES[p][0]) or "overview"
 
-    from_url = Filters.from_params(
-        {name: url.read_all(name) for name in ("range", "from", "to", "provider", "model", "route", "tag")}
-    )
+    from_url = Filters.from_params({name: url.read_all(name) for name in PARAM_NAMES})
     url.start_from("range", from_url.range)
     chosen = (
         side.selectbox("Time range", [*RANGES, "custom"], key="range", format_func=lambda r: RANGE_LABELS[r])
@@ -95,12 +98,11 @@ def _sidebar(location: LogLocation) -> tuple[str, Filters, int | None]:
     side.divider()
     url.start_from("refresh_every", url.read("refresh") if url.read("refresh") in AUTO_REFRESH else "off")
     every = side.selectbox("Auto-refresh", list(AUTO_REFRESH), key="refresh_every") or "off"
-    if side.button("Refresh now", width="stretch"):
-        st.session_state["refresh"] = st.session_state.get("refresh", 0) + 1
+    side.button("Refresh now", width="stretch", on_click=_refresh)  # runs before the rerun it causes
 
     url.write("page", page if page != "overview" else None)
     params = filters.to_params()
-    for name in ("range", "from", "to", "provider", "model", "route", "tag"):
+    for name in PARAM_NAMES:
         url.write(name, params.get(name))
     url.write("refresh", every if every != "off" else None)
     return page, filters, AUTO_REFRESH[every]
@@ -110,7 +112,11 @@ def main() -> None:
     location = _location()
     if location is None:
         return
-    page, filters, every = _sidebar(location)
+    try:
+        page, filters, every = _sidebar(location)  # reads the log for the filters' choices
+    except LogBusyError as exc:
+        st.error(str(exc))
+        return
     title, render = PAGES[page]
 
     @st.fragment(run_every=every)
