@@ -144,8 +144,9 @@ def test_the_failover_timeline_shows_the_outage(browser: Any, seeded_dashboard: 
         assert "Circuit breakers opened 2 times on 1 targets; all closed again." in main
         # The breaker timeline is drawn: its rows are labelled with the target.
         charts = page.locator('[data-testid="stVegaLiteChart"]')
-        assert charts.count() == 2
-        assert "openai/gpt-4o" in charts.nth(1).inner_text() or "openai/gpt-4o" in charts.nth(1).inner_html()
+        assert charts.count() == 3
+        assert "openai/gpt-4o" in charts.nth(1).inner_html()  # the breaker's row
+        assert "openai/gpt-4o → anthropic/claude-sonnet-4-5" in charts.nth(2).inner_html()  # the timeline's lane
         screenshot(page, shots / "dashboard-seeded-failover.png")
     finally:
         page.context.close()

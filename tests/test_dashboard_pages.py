@@ -170,7 +170,7 @@ def test_failover_story_timeline_and_breaker(open_page) -> None:
     assert by_target.loc["openai/gpt-4o", "success_rate"] == 0
     assert by_target.loc["anthropic/claude-sonnet-4-5", "took_over"] == 4
     assert by_target.loc["openai/gpt-4o-mini", "p50_ms"] == statistics.median(seeded.MINI_DURATIONS)
-    assert len(at.get("vega_lite_chart")) == 2  # failed attempts over time, breaker periods
+    assert len(at.get("vega_lite_chart")) == 3  # failed attempts over time, breaker periods, failover events
 
 
 def test_failover_provider_filter_matches_either_end(open_page) -> None:

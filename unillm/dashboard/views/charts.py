@@ -140,3 +140,22 @@ def ranked_bars(frame: pd.DataFrame, *, label: str, value: str, value_title: str
         .properties(height=max(80, 24 * len(data)))
     )
     st.altair_chart(chart, width="stretch")
+
+
+def events(frame: pd.DataFrame, *, lane: str, color: str, tooltip: list[str]) -> None:
+    """One mark per event on a time axis, a lane per `lane` value (e.g. "from → to")."""
+    if frame.empty:
+        return
+    data = _utc(frame, "time")
+    chart = (
+        alt.Chart(data)
+        .mark_tick(thickness=2, size=22)
+        .encode(
+            x=_time_axis(),
+            y=alt.Y(f"{lane}:N", title=None, axis=alt.Axis(labelLimit=420)),
+            color=alt.Color(f"{color}:N", title=None, legend=_LEGEND),
+            tooltip=[alt.Tooltip("time:T", format="%H:%M:%S.%L", title="time (UTC)"), *tooltip],
+        )
+        .properties(height=alt.Step(30))
+    )
+    st.altair_chart(chart, width="stretch")

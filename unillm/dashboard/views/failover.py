@@ -78,6 +78,13 @@ def render(context: PageContext) -> None:
 
     st.subheader("Failover timeline")
     if not data.events.empty:
+        lanes = data.events.assign(path=data.events["from_target"] + " → " + data.events["to_target"])
+        charts.events(
+            lanes,
+            lane="path",
+            color="reason",
+            tooltip=["call_id:N", "route:N", "reason:N", "added_ms:Q", "cost_diff_usd:Q"],
+        )
         shown = (
             f"newest {EVENT_ROWS:,} of {data.failed_over:,}"
             if data.failed_over > EVENT_ROWS
