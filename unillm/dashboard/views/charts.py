@@ -63,9 +63,15 @@ def stacked_bars(
                 alt.Tooltip(f"sum({value}):Q", format=fmt, title=value_title),
             ],
         )
-        .properties(height=HEIGHT)
+        .properties(height=_height(frame[group].nunique()))
     )
     st.altair_chart(chart, width="stretch")
+
+
+def _height(legend_entries: int) -> int:
+    """Streamlit fits plot and legend into the height together: each legend row takes from the plot."""
+    rows = -(-legend_entries // 2)  # the legend has two columns
+    return HEIGHT + 18 * rows
 
 
 def lines(frame: pd.DataFrame, *, columns: list[str], value_title: str, bucket_s: int) -> None:
@@ -82,7 +88,7 @@ def lines(frame: pd.DataFrame, *, columns: list[str], value_title: str, bucket_s
             color=alt.Color("series:N", title=None, sort=columns, legend=_LEGEND),
             tooltip=[alt.Tooltip("time:T", format="%H:%M:%S"), "series:N", alt.Tooltip("value:Q", format=",.1f")],
         )
-        .properties(height=HEIGHT)
+        .properties(height=_height(len(columns)))
     )
     st.altair_chart(chart, width="stretch")
 
