@@ -1,8 +1,10 @@
-"""Four app processes write one call log while readers query it: no lock error reaches anyone,
-every call is stored exactly once, and a finished call is visible to readers within 2 seconds."""
+"""Four app processes write one call log while readers query it (`unillm.sql`, a plain DuckDB client
+in its own process, and the dashboard's pages): no lock error reaches anyone, every call is stored
+exactly once, and a finished call is visible to readers within 2 seconds."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import textwrap
@@ -53,12 +55,33 @@ PLAIN_READER = textwrap.dedent(
 )
 
 
-def test_four_writers_and_busy_readers_lose_nothing(tmp_path) -> None:
+def test_four_writers_and_busy_readers_lose_nothing(tmp_path, monkeypatch) -> None:
     from unillm.testing import FakeOpenAI
 
     log = tmp_path / "calls.duckdb"
     reader_errors: list[BaseException] = []
     stop = threading.Event()
+    renders: list[str] = []
+
+    def read_with_the_dashboard() -> None:
+        """The dashboard's pages, rendered again and again (where the dashboard extra is installed)."""
+        from pathlib import Path
+
+        from streamlit.testing.v1 import AppTest
+
+        app = str(Path(unillm.__file__).parent / "dashboard" / "app.py")
+        while not stop.is_set():
+            for page in ("overview", "failover", "calls"):
+                try:
+                    at = AppTest.from_file(app, default_timeout=60)
+                    at.query_params["page"] = page
+                    at.run()
+                    problems = [e.value for e in at.exception] + [e.value for e in at.error]
+                    if problems:
+                        reader_errors.append(RuntimeError(f"dashboard {page}: {problems}"))
+                    renders.append(page)
+                except BaseException as exc:  # noqa: BLE001
+                    reader_errors.append(exc)
 
     def read_with_unillm() -> None:
         while not stop.is_set():
@@ -69,6 +92,9 @@ def test_four_writers_and_busy_readers_lose_nothing(tmp_path) -> None:
 
     with FakeOpenAI(record=False) as fake:
         readers = [threading.Thread(target=read_with_unillm)]
+        if importlib.util.find_spec("streamlit") is not None:
+            monkeypatch.setenv("UNILLM_LOG", str(log))  # where the dashboard reads
+            readers.append(threading.Thread(target=read_with_the_dashboard))
         for reader in readers:
             reader.start()
         stop_file = tmp_path / "stop"
@@ -106,6 +132,8 @@ def test_four_writers_and_busy_readers_lose_nothing(tmp_path) -> None:
         assert plain.returncode == 0, plain_errors
 
     assert not reader_errors, reader_errors[:3]
+    if importlib.util.find_spec("streamlit") is not None:
+        assert len(renders) >= 3, renders  # the dashboard really read while the apps wrote
     total, distinct = unillm.sql("select count(*), count(distinct call_id) from calls", log=str(log)).rows[0]
     assert (total, distinct) == (PROCESSES * CALLS, PROCESSES * CALLS)
     per_worker = unillm.sql("select tags['worker'], count(*) from calls group by 1 order by 1", log=str(log)).rows
