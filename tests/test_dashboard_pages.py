@@ -273,6 +273,8 @@ def test_sql_console_refuses_statements_that_would_modify_the_log(open_page, log
     assert "Not run: the call log is read-only: DELETE statements are refused" in error
     at = open_page("sql", sql="select 1; drop table calls")
     assert "one read-only statement per query" in texts(at, "error")
+    at = open_page("sql", sql="select * from read_text('/etc/hostname')")  # a browser may not read files
+    assert "reads the call log only, no other file or database" in texts(at, "error")
     at = open_page("sql", sql="select count(*) as n from calls")
     assert frames(at)[0].iloc[0]["n"] == seeded.CALLS + seeded.BEFORE_CALLS
 

@@ -524,6 +524,7 @@ def query(
     read_only_guard: bool = True,
     fold_first: bool = True,
     lock_wait_s: float = QUERY_LOCK_WAIT_S,
+    log_only: bool = False,
 ) -> QueryResult:
     """Run one SQL query over the call log: each table of `schema.TABLES` = database + spool,
     and the views of `schema.VIEWS` over them.
@@ -540,6 +541,8 @@ def query(
     TIMESTAMPTZ values come back as timezone-aware UTC datetimes (without needing pytz).
     With `read_only_guard`, anything but one query statement raises ValueError. The guard is about
     clear errors, not a sandbox: the file is attached read-only in any case.
+    With `log_only` (the dashboard's SQL console, which a browser drives) the query cannot reach
+    anything but the log: no other file, database or URL (`enable_external_access = false`, locked).
     """
     import duckdb
 
@@ -552,6 +555,9 @@ def query(
         raise ValueError("params can only be used with a single statement")
 
     with reading(loc, fold_first=fold_first, lock_wait_s=lock_wait_s) as con:
+        if log_only:  # after the views are built: they read the spool files, the query may not
+            con.execute("SET enable_external_access = false")
+            con.execute("SET lock_configuration = true")
         return _run(con, statements, params)
 
 

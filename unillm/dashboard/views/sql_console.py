@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import duckdb
 import streamlit as st
 
 from unillm.dashboard import url
@@ -55,12 +56,15 @@ def render(context: PageContext) -> None:
         if not text.strip():
             return
         try:
-            result = query(context.location, text)
+            result = query(context.location, text, log_only=True)  # a browser drives it: the log, nothing else
         except ValueError as exc:  # refused: not a read-only statement, or more than one
             st.error(f"Not run: {exc}")
             return
         except LogBusyError as exc:
             st.error(str(exc))
+            return
+        except duckdb.PermissionException as exc:
+            st.error(f"Not run: the dashboard's SQL reads the call log only, no other file or database. ({exc})")
             return
         except Exception as exc:  # DuckDB's parser and binder errors: the message, not a traceback
             st.error(f"{type(exc).__name__}: {exc}")
