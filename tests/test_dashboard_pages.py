@@ -97,6 +97,26 @@ def test_overview_kpis_against_the_previous_period(open_page) -> None:
     assert shown["TTFT p50"].value == "—"  # no streams in this log
 
 
+def test_overview_shows_where_it_is_slow_and_what_failed(open_page) -> None:
+    at = open_page("overview")
+    by_model, failed = frames(at)
+    slowest = by_model.iloc[0]
+    assert slowest["model"] == "anthropic/claude-sonnet-4-5"  # the failed-over calls: 1.5 s each
+    assert (slowest["calls"], slowest["p95_ms"], slowest["usd"]) == (4, seeded.FAILOVER_DURATION, pytest.approx(0.2))
+    mini = by_model.set_index("model").loc["openai/gpt-4o-mini"]
+    assert mini["p50_ms"] == quantile(seeded.MINI_DURATIONS, 0.5)
+    assert mini["p99_ms"] == pytest.approx(quantile(seeded.MINI_DURATIONS, 0.99))
+    error = failed.iloc[0]
+    assert (error["provider"], error["model"], error["error_type"], error["http_status"], error["calls"]) == (
+        "openai",
+        "gpt-4.1-mini",
+        "server_error",
+        500,
+        seeded.ERRORS,
+    )
+    assert error["example"] == "The server had an error"
+
+
 def test_overview_warns_about_unknown_prices_and_dropped_records(open_page) -> None:
     warnings = texts(open_page("overview"), "warning")
     assert "1 calls have no known price" in warnings and "ollama/llama3.1:8b (1)" in warnings

@@ -93,6 +93,8 @@ class Overview:
     latency: pd.DataFrame  # time, p50, p95, p99 (ms, successful calls)
     unknown_prices: pd.DataFrame  # provider, model, calls
     dropped: int  # records the recorder dropped in the window (any process)
+    by_model: pd.DataFrame  # model, calls, errors, p50/p95/p99 ms, ttft p50 ms, usd: where it is slow
+    errors: pd.DataFrame  # provider, model, error_type, http_status, calls, last_seen, example: what failed
 
 
 SPEND_GROUPS = {"provider": "c.provider", "model": "coalesce(c.response_model, c.request_model)"}
@@ -140,4 +142,33 @@ FROM calls AS c WHERE {where} AND c.price_known = false GROUP BY ALL ORDER BY ca
     )
     drops_where, drops_params = scope.time_condition("dropped_at")
     dropped = row(con, f"SELECT coalesce(sum(dropped), 0) FROM recorder_drops WHERE {drops_where}", drops_params)[0]
-    return Overview(now, before, seconds, spend, traffic, latency, unknown, int(dropped))
+    by_model = _by_model(con, where, params)
+    errors = frame(
+        con,
+        f"""
+SELECT coalesce(c.provider, '{NONE_LABEL}') AS provider, c.request_model AS model, c.error_type, c.http_status,
+       count(*) AS calls, timezone('UTC', max(c.started_at)) AS last_seen,
+       arg_max(c.error_message, c.started_at) AS example
+FROM calls AS c WHERE {where} AND c.status <> 'ok' GROUP BY ALL ORDER BY calls DESC LIMIT 20""",
+        params,
+    )
+    return Overview(now, before, seconds, spend, traffic, latency, unknown, int(dropped), by_model, errors)
+
+
+def _by_model(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> pd.DataFrame:
+    """Calls, errors, latency percentiles, time to first token and spend per provider/model,
+    slowest (p95) first: where it is slow."""
+    return frame(
+        con,
+        f"""
+SELECT coalesce(provider, '{NONE_LABEL}') || '/' || model AS model, calls, errors,
+       q[1] AS p50_ms, q[2] AS p95_ms, q[3] AS p99_ms, ttft_p50_ms, usd
+FROM (
+  SELECT c.provider, coalesce(c.response_model, c.request_model) AS model, count(*) AS calls, count(*) FILTER (WHERE c.status <> 'ok') AS errors,
+         quantile_cont(c.duration_ms, [0.5, 0.95, 0.99]) FILTER (WHERE c.status = 'ok') AS q,
+         quantile_cont(c.ttft_ms, 0.5) FILTER (WHERE c.status = 'ok') AS ttft_p50_ms,
+         sum(c.cost_usd) AS usd
+  FROM calls AS c WHERE {where} GROUP BY 1, 2
+) ORDER BY p95_ms DESC NULLS LAST, calls DESC""",
+        params,
+    )

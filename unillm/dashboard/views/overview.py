@@ -55,6 +55,36 @@ def render(context: PageContext) -> None:
     st.subheader("Latency of successful calls")
     charts.lines(data.latency, columns=["p50", "p95", "p99"], value_title="ms", bucket_s=data.bucket_s)
 
+    st.subheader("By model, slowest first")
+    st.dataframe(
+        data.by_model,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "model": "provider/model",
+            "p50_ms": st.column_config.NumberColumn("p50", format="%.0f ms"),
+            "p95_ms": st.column_config.NumberColumn("p95", format="%.0f ms"),
+            "p99_ms": st.column_config.NumberColumn("p99", format="%.0f ms"),
+            "ttft_p50_ms": st.column_config.NumberColumn("TTFT p50", format="%.0f ms"),
+            "usd": st.column_config.NumberColumn("spend", format="$%.6f"),
+        },
+    )
+    st.subheader("What failed")
+    if data.errors.empty:
+        st.caption("No call ended in an error in this range.")
+    else:
+        st.dataframe(
+            data.errors,
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "model": "model asked for",
+                "http_status": st.column_config.NumberColumn("HTTP", format="%d"),
+                "last_seen": st.column_config.DatetimeColumn("last seen (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+                "example": "latest message",
+            },
+        )
+
 
 def _get(kpis: Kpis | None, name: str) -> float | None:
     return None if kpis is None else getattr(kpis, name)
