@@ -5,6 +5,8 @@
     python benchmarks/run.py --only routing   # one section (repeatable); printed, written only to --output
     python benchmarks/run.py --only recorder  # the call log: recorder throughput, 4 processes, 10M rows, memory
     python benchmarks/run.py --only dashboard # each dashboard page rendered on 1M and 5M seeded calls
+    .venvs/bench/bin/python benchmarks/run.py --only peers  # vs LiteLLM and the OTel OpenAI instrumentation
+                                              # (environment: bash benchmarks/peers_env.sh)
 
 Every comparison is measured in the same run, side by side, as a ratio or a difference against
 the raw openai SDK on the same in-process fake (the SDK's floor). Blocks of raw and patched
@@ -355,6 +357,10 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
         lines += render_recorder(results["recorder"])
     if "dashboard" in results:
         lines += render_dashboard(results["dashboard"])
+    if "peers" in results:
+        from peers import render_peers
+
+        lines += render_peers(results["peers"])
     if "overhead" in results or "translation" in results:
         lines += render_notes()
     return "\n".join(lines) + "\n"
@@ -454,12 +460,13 @@ def render_notes() -> list[str]:
         "  `unillm/tracer/recorder.py`); an app that waits on the network never hits this.",
         "- Per-chunk cost is the slope between a 10-chunk and a 110-chunk stream, so the per-call part cancels.",
         "- Translation per chunk is the slope of its added time between 10- and 110-chunk streams.",
-        "- Still to come (issue 7): the same rows over 127.0.0.1 and the peers (LiteLLM, the OpenTelemetry",
-        "  OpenAI instrumentation) measured in the same run.",
+        "- The peers (LiteLLM completion and Router, the OpenTelemetry and OpenLLMetry OpenAI instrumentations), in process and",
+        "  over 127.0.0.1, are the `peers` section: `bash benchmarks/peers_env.sh`, then",
+        "  `.venvs/bench/bin/python benchmarks/run.py --only peers` (they are never unillm dependencies).",
     ]
 
 
-SECTIONS = ("overhead", "translation", "routing", "import", "volume", "recorder", "dashboard")
+SECTIONS = ("overhead", "translation", "routing", "import", "volume", "recorder", "dashboard", "peers")
 
 
 def main() -> None:
@@ -506,6 +513,13 @@ def main() -> None:
             started = time.perf_counter()
             results["dashboard"] = bench_dashboard(args.quick, Path(tmp))
             print(f"dashboard took {time.perf_counter() - started:.0f} s", flush=True)
+        if "peers" in sections:
+            # Imported here: the peers (litellm, OpenTelemetry) live only in .venvs/bench.
+            from peers import bench_peers
+
+            started = time.perf_counter()
+            results["peers"] = bench_peers(args.quick, Path(tmp))
+            print(f"peers took {time.perf_counter() - started:.0f} s", flush=True)
     text = render(results, args)
     if output is not None:
         Path(output).parent.mkdir(parents=True, exist_ok=True)

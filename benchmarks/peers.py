@@ -1,0 +1,563 @@
+"""unillm against its peers, in one process, on the same fakes (issue 7).
+
+    bash benchmarks/peers_env.sh     # .venvs/bench: unillm + litellm + the OTel OpenAI instrumentation
+    .venvs/bench/bin/python benchmarks/run.py --only peers --output /tmp/peers.md
+
+Paths, all calling the same fake with the same request:
+- raw openai SDK (the floor): `client.chat.completions.create(...)`
+- unillm: the same client after `unillm.patch()` (recording to DuckDB on, writer thread running)
+- LiteLLM: `litellm.completion(model="openai/gpt-4o-mini", api_base=..., api_key=...)`
+- LiteLLM Router: `Router(model_list=[one deployment]).completion(...)`
+- OTel: the same client as raw after `OpenAIInstrumentor().instrument(tracer_provider=...)`
+  (opentelemetry-instrumentation-openai-v2), spans through a SimpleSpanProcessor into an
+  InMemorySpanExporter (cleared after each block); metrics and logs go to the no-op globals.
+
+Transports: the in-process fake of benchmarks/inprocess.py (no socket: the SDK's floor) and
+`unillm.testing.FakeOpenAI` over 127.0.0.1 (a real HTTP server). Every side, LiteLLM included,
+sends through one httpx transport that answers `*.bench` hosts in process and hands anything else
+to a real `httpx.HTTPTransport` (the FakeOpenAI servers run in a child process of their own): the SDK clients get it as `http_client=`, LiteLLM as
+`litellm.client_session` / `litellm.aclient_session` (the hooks its OpenAI provider reads before
+building its own client, `litellm/llms/openai/common_utils.py`).
+
+Blocks of calls rotate over the sides, round after round, so drift hits every side alike; each
+side is switched on only for its own block (`unillm.patch()` / `unpatch()`, `instrument()` /
+`uninstrument()`). Nothing here is imported by run.py until the section runs; litellm and
+OpenTelemetry are imported inside functions only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+MESSAGES = [{"role": "user", "content": "Where is my parcel?"}]
+SHORT, LONG = 10, 110  # stream lengths: the per-chunk cost is the slope between them
+SIDES = ("raw", "unillm", "litellm", "router", "otel", "openllmetry")
+LABELS = {
+    "raw": "raw openai SDK (floor)",
+    "unillm": "unillm.patch()",
+    "litellm": "litellm.completion",
+    "router": "litellm Router",
+    "otel": "OTel openai-v2",
+    "openllmetry": "OpenLLMetry",
+}
+PEERS = ("litellm", "router", "otel", "openllmetry")
+TRANSPORTS = {"inprocess": "in-process", "loopback": "127.0.0.1"}
+KINDS = ("sync", "stream10", "stream110", "async")
+NOT_MEASURED = "not measured: run it with .venvs/bench/bin/python (benchmarks/peers_env.sh)"
+# LiteLLM fetches its model price map from the internet at import unless told to use its bundled copy.
+LITELLM_ENV = {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+
+
+def _has(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def missing() -> list[str]:
+    """The peer packages the running interpreter lacks (empty: the section can run)."""
+    wanted = {
+        "litellm": "litellm",
+        "opentelemetry.sdk": "opentelemetry-sdk",
+        "opentelemetry.instrumentation.openai_v2": "opentelemetry-instrumentation-openai-v2",
+    }
+    return [package for module, package in wanted.items() if not _has(module)]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in (
+        "unillm",
+        "openai",
+        "httpx",
+        "litellm",
+        "opentelemetry-sdk",
+        "opentelemetry-instrumentation-openai-v2",
+        "opentelemetry-instrumentation-openai",
+    ):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _dispatching_transports(sent: list[int]) -> tuple[Any, Any]:
+    """(sync, async) httpx transports: `sN.bench` hosts answered in process (N chunks per stream),
+    anything else (127.0.0.1) sent over a real socket. `sent[0]` counts the requests sent."""
+    import httpx
+    from inprocess import transports
+
+    sync_fakes, async_fakes = {}, {}
+    for chunks in (SHORT, LONG):
+        sync_fakes[f"s{chunks}.bench"], async_fakes[f"s{chunks}.bench"] = transports("httpx", chunks)
+    real_sync, real_async = httpx.HTTPTransport(), httpx.AsyncHTTPTransport()
+
+    class Sync(httpx.BaseTransport):
+        def handle_request(self, request: Any) -> Any:
+            sent[0] += 1
+            return sync_fakes.get(request.url.host, real_sync).handle_request(request)
+
+    class Async(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: Any) -> Any:
+            sent[0] += 1
+            return await async_fakes.get(request.url.host, real_async).handle_async_request(request)
+
+    return Sync(), Async()
+
+
+SERVER = textwrap.dedent(
+    """
+    import sys
+    from unillm.testing import FakeOpenAI
+
+    servers = [FakeOpenAI(answer_words=int(n), words_per_chunk=1, record=False).__enter__() for n in sys.argv[1:]]
+    print(" ".join(s.base_url for s in servers), flush=True)
+    sys.stdin.read()  # serve until the benchmark closes our stdin
+    for s in servers:
+        s.__exit__(None, None, None)
+    """
+)
+
+
+def bench_peers(quick: bool, tmp: Path) -> dict[str, Any]:
+    absent = missing()
+    if absent:
+        return {"missing": absent, "python": sys.executable}
+    for key, value in LITELLM_ENV.items():
+        os.environ.setdefault(key, value)
+    started = time.perf_counter()
+    print("peers: calls (sync, streamed, async; in-process and 127.0.0.1) ...", flush=True)
+    calls = _bench_calls(quick, tmp / "peers.duckdb")
+    print(f"peers: calls took {time.perf_counter() - started:.0f} s; imports ...", flush=True)
+    imports = bench_imports(3 if quick else 5, tmp / "peers-import.duckdb")
+    return {
+        "calls": calls,
+        "imports": imports,
+        "versions": versions(),
+        "seconds": time.perf_counter() - started,
+        "quick": quick,
+    }
+
+
+def _bench_calls(quick: bool, log: Path) -> dict[str, Any]:
+    import httpx
+    import litellm
+    import openai
+    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    import unillm
+
+    litellm.suppress_debug_info = True
+    rounds = 2 if quick else 6
+    sizes = {"sync": 50, "stream10": 15, "stream110": 5, "async": 50}
+    if quick:
+        sizes = {kind: max(3, n // 3) for kind, n in sizes.items()}
+
+    sides = tuple(side for side in SIDES if side != "openllmetry" or _has("opentelemetry.instrumentation.openai"))
+    sent = [0]  # every side must send exactly one request per call (no cache, no retry)
+    spans = [0]  # each OTel side must end exactly one span per call
+    sync_transport, async_transport = _dispatching_transports(sent)
+    http = httpx.Client(transport=sync_transport)
+    ahttp = httpx.AsyncClient(transport=async_transport)
+    # LiteLLM's OpenAI provider builds its openai client on these when they are set.
+    litellm.client_session = httpx.Client(transport=sync_transport)
+    litellm.aclient_session = httpx.AsyncClient(transport=async_transport)
+
+    provider = TracerProvider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    from openai.resources.chat.completions import AsyncCompletions, Completions
+
+    originals = {cls: cls.__dict__["create"] for cls in (Completions, AsyncCompletions)}
+    instrumentors = {"otel": OpenAIInstrumentor()}
+    if "openllmetry" in sides:
+        from opentelemetry.instrumentation.openai import OpenAIInstrumentor as OpenLLMetryInstrumentor
+
+        instrumentors["openllmetry"] = OpenLLMetryInstrumentor()
+
+    # The 127.0.0.1 fakes run in a process of their own, as a provider would: their threads do
+    # not compete with the sides' for this process's GIL.
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(SHORT), str(LONG)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        short_url, long_url = server.stdout.readline().split()
+        bases = {
+            ("inprocess", SHORT): f"http://s{SHORT}.bench/v1",
+            ("inprocess", LONG): f"http://s{LONG}.bench/v1",
+            ("loopback", SHORT): short_url,
+            ("loopback", LONG): long_url,
+        }
+        clients = {
+            key: openai.OpenAI(api_key="sk-bench", base_url=url, max_retries=0, http_client=http)
+            for key, url in bases.items()
+        }
+        aclients = {
+            key: openai.AsyncOpenAI(api_key="sk-bench", base_url=url, max_retries=0, http_client=ahttp)
+            for key, url in bases.items()
+        }
+        group = {key: f"bench-{key[0]}-{key[1]}" for key in bases}
+        router = litellm.Router(
+            model_list=[
+                {
+                    "model_name": group[key],
+                    "litellm_params": {
+                        "model": "openai/gpt-4o-mini",
+                        "api_base": url,
+                        "api_key": "sk-bench",
+                        "max_retries": 0,
+                    },
+                }
+                for key, url in bases.items()
+            ],
+            num_retries=0,
+        )
+        loop = asyncio.new_event_loop()
+
+        def one(side: str, key: tuple[str, int], stream: bool) -> Any:
+            if side == "litellm":
+                return litellm.completion(
+                    model="openai/gpt-4o-mini",
+                    api_base=bases[key],
+                    api_key="sk-bench",
+                    messages=MESSAGES,
+                    stream=stream,
+                    max_retries=0,
+                )
+            if side == "router":
+                return router.completion(model=group[key], messages=MESSAGES, stream=stream)
+            return clients[key].chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=stream)
+
+        async def aone(side: str, key: tuple[str, int]) -> Any:
+            if side == "litellm":
+                return await litellm.acompletion(
+                    model="openai/gpt-4o-mini",
+                    api_base=bases[key],
+                    api_key="sk-bench",
+                    messages=MESSAGES,
+                    max_retries=0,
+                )
+            if side == "router":
+                return await router.acompletion(model=group[key], messages=MESSAGES)
+            return await aclients[key].chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+        clock = time.perf_counter
+        samples: dict[tuple[str, str, str], list[float]] = {}
+        ttft: dict[tuple[str, str], list[float]] = {}
+
+        def block(side: str, transport: str, kind: str, n: int) -> None:
+            before = sent[0]
+            try:
+                timed(side, transport, kind, n)
+            finally:
+                if sent[0] - before != n:
+                    raise RuntimeError(f"{side} {transport} {kind}: {sent[0] - before} requests for {n} calls")
+
+        def timed(side: str, transport: str, kind: str, n: int) -> None:
+            out = samples.setdefault((transport, kind, side), [])
+            if kind == "async":
+
+                async def run() -> None:
+                    for _ in range(n):
+                        t0 = clock()
+                        await aone(side, (transport, SHORT))
+                        out.append(clock() - t0)
+
+                loop.run_until_complete(run())
+                return
+            if kind == "sync":
+                for _ in range(n):
+                    t0 = clock()
+                    one(side, (transport, SHORT), False)
+                    out.append(clock() - t0)
+                return
+            chunks = SHORT if kind == "stream10" else LONG
+            firsts = ttft.setdefault((transport, side), [])
+            for _ in range(n):
+                t0 = clock()
+                first = None
+                for chunk in one(side, (transport, chunks), True):
+                    if first is None and chunk.choices and chunk.choices[0].delta.content:
+                        first = clock()
+                out.append(clock() - t0)
+                if chunks == SHORT:
+                    firsts.append((first or clock()) - t0)
+
+        def switched(side: str, on: bool) -> None:
+            if side == "unillm":
+                if on:
+                    unillm.patch(log=str(log))
+                else:
+                    unillm.unpatch()
+            elif side in instrumentors:
+                if on:
+                    instrumentors[side].instrument(tracer_provider=provider)
+                else:
+                    instrumentors[side].uninstrument()
+                    # OpenLLMetry's uninstrument() leaves its wrapper on chat.completions.create (one more
+                    # layer every block): put back the methods as they were before it.
+                    for cls, method in originals.items():
+                        cls.create = method
+                    spans[0] += len(exporter.get_finished_spans())
+                    exporter.clear()
+
+        def one_round(n_of: Callable[[str], int]) -> None:
+            for transport in TRANSPORTS:
+                for kind in KINDS:
+                    for side in order:
+                        switched(side, True)
+                        try:
+                            block(side, transport, kind, n_of(kind))
+                        finally:
+                            switched(side, False)
+                        # Let background work (LiteLLM's logging worker, unillm's writer, garbage)
+                        # finish before the next side's block, so no side pays for another's.
+                        gc.collect()
+                        time.sleep(0.02)
+
+        order = list(sides)
+        gc.collect()
+        gc.freeze()
+        one_round(lambda kind: 5)  # warm up every path: imports, pools, LiteLLM's client cache
+        samples.clear()
+        ttft.clear()
+        spans[0] = 0
+        gc.collect()
+        gc.freeze()  # LiteLLM's large heap out of the collector's way: the collects between blocks stay cheap
+        for r in range(rounds):
+            order = list(sides[r % len(sides) :] + sides[: r % len(sides)])  # rotate who goes first
+            one_round(lambda kind: sizes[kind])
+        loop.close()
+        gc.unfreeze()
+        otel_calls = sum(len(samples[(t, k, side)]) for t in TRANSPORTS for k in KINDS for side in instrumentors)
+        if spans[0] != otel_calls:
+            raise RuntimeError(f"OTel sides: {spans[0]} spans for {otel_calls} calls")
+        unillm_calls = sum(len(samples[(t, k, "unillm")]) for t in TRANSPORTS for k in KINDS) + 5 * len(KINDS) * 2
+        rows = unillm.sql("select count(*) from calls", log=str(log)).rows[0][0]
+        if rows != unillm_calls:
+            raise RuntimeError(f"unillm side: {rows} calls recorded for {unillm_calls} calls")
+    finally:
+        assert server.stdin is not None
+        server.stdin.close()  # the server exits when its stdin closes
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        http.close()
+
+    def stat(values: list[float]) -> dict[str, float]:
+        return {
+            "median_us": statistics.median(values) * 1e6,
+            "p99_us": _percentile(values, 0.99) * 1e6,
+            "n": len(values),
+        }
+
+    results: dict[str, Any] = {"rounds": rounds, "sizes": sizes, "sides": sides, "rows": {}}
+    for transport in TRANSPORTS:
+        for kind in KINDS:
+            results["rows"][f"{transport}/{kind}"] = {side: stat(samples[(transport, kind, side)]) for side in sides}
+        results["rows"][f"{transport}/ttft"] = {side: stat(ttft[(transport, side)]) for side in sides}
+        short, long = results["rows"][f"{transport}/stream10"], results["rows"][f"{transport}/stream110"]
+        results["rows"][f"{transport}/per_chunk"] = {
+            side: {"median_us": (long[side]["median_us"] - short[side]["median_us"]) / (LONG - SHORT)} for side in sides
+        }
+    return results
+
+
+IMPORT_PROBE = textwrap.dedent(
+    """
+    import json, sys, time
+
+    def rss_mb():
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+
+    kind, log = sys.argv[1], sys.argv[2]
+    before = rss_mb()
+    t0 = time.perf_counter()
+    if kind == "openai":
+        import openai
+    elif kind == "unillm":
+        import openai
+        import unillm
+        unillm.patch(log=log)
+    elif kind == "otel":
+        import openai
+        from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+        from opentelemetry.sdk.trace import TracerProvider
+        OpenAIInstrumentor().instrument(tracer_provider=TracerProvider())
+    elif kind == "openllmetry":
+        import openai
+        from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+        from opentelemetry.sdk.trace import TracerProvider
+        OpenAIInstrumentor().instrument(tracer_provider=TracerProvider())
+    elif kind == "litellm":
+        import litellm
+    elapsed = time.perf_counter() - t0
+    print(json.dumps({"ms": elapsed * 1e3, "rss_mb": rss_mb(), "rss_added_mb": rss_mb() - before}))
+    """
+)
+
+IMPORT_KINDS = {
+    "openai": "`import openai`",
+    "unillm": "`import openai, unillm; unillm.patch()`",
+    "otel": "`import openai` + OTel SDK + openai-v2 `OpenAIInstrumentor().instrument()`",
+    "openllmetry": "`import openai` + OTel SDK + OpenLLMetry `OpenAIInstrumentor().instrument()`",
+    "litellm": "`import litellm`",
+}
+
+
+def bench_imports(repeats: int, log: Path) -> dict[str, dict[str, float]]:
+    env = {**os.environ, **LITELLM_ENV}
+    kinds = [kind for kind in IMPORT_KINDS if kind != "openllmetry" or _has("opentelemetry.instrumentation.openai")]
+    samples: dict[str, list[dict[str, float]]] = {kind: [] for kind in kinds}
+    for _ in range(repeats):  # interleaved, like the call blocks
+        for kind in kinds:
+            out = subprocess.run(
+                [sys.executable, "-c", IMPORT_PROBE, kind, str(log)],
+                capture_output=True,
+                text=True,
+                check=True,
+                env=env,
+            )
+            samples[kind].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return {kind: {key: statistics.median(s[key] for s in runs) for key in runs[0]} for kind, runs in samples.items()}
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+ROW_NAMES = {
+    "sync": "sync, non-streaming",
+    "async": "async, non-streaming",
+    "ttft": f"sync streaming: time to first token ({SHORT} chunks)",
+    "stream10": f"sync streaming, whole stream ({SHORT} chunks)",
+    "stream110": f"sync streaming, whole stream ({LONG} chunks)",
+    "per_chunk": f"sync streaming: per chunk (slope {SHORT}→{LONG})",
+}
+
+
+def _us(value: float) -> str:
+    return f"{value:,.1f} µs" if abs(value) < 100 else f"{value:,.0f} µs"
+
+
+def render_peers(result: dict[str, Any]) -> list[str]:
+    lines = ["", "## unillm vs its peers (LiteLLM, the OpenTelemetry OpenAI instrumentation)", ""]
+    if "missing" in result:
+        return lines + [f"{NOT_MEASURED}. Missing here ({result['python']}): {', '.join(result['missing'])}."]
+    calls, v = result["calls"], result["versions"]
+    sides = calls["sides"]
+    lines += [
+        f"`.venvs/bench/bin/python benchmarks/run.py --only peers` (environment: `bash benchmarks/peers_env.sh`), "
+        f"{result['seconds']:.0f} s. Versions: unillm {v['unillm']}, openai {v['openai']} (httpx {v['httpx']}), "
+        f"litellm {v['litellm']}, opentelemetry-sdk {v['opentelemetry-sdk']}, "
+        f"opentelemetry-instrumentation-openai-v2 {v['opentelemetry-instrumentation-openai-v2']}, "
+        f"OpenLLMetry's opentelemetry-instrumentation-openai {v['opentelemetry-instrumentation-openai']}"
+        + ("" if "openllmetry" in sides else " (its column is left out)")
+        + ".",
+        "",
+        "One process, one fake per transport, the same request on every side. Blocks rotate over the "
+        f"{len(sides)} sides for {calls['rounds']} rounds (blocks of {calls['sizes']['sync']} whole calls, "
+        f"{calls['sizes']['stream10']} {SHORT}-chunk and {calls['sizes']['stream110']} {LONG}-chunk streams); "
+        "each side is switched on only for its own block. unillm records every call to DuckDB (writer thread "
+        "running); LiteLLM runs with its defaults (its logging worker and success callbacks as shipped, "
+        "`LITELLM_LOCAL_MODEL_COST_MAP=True` so that import reads its bundled price map instead of the "
+        "internet); both OTel instrumentations export each span through a SimpleSpanProcessor to an in-memory "
+        "exporter, with their own defaults for message content (openai-v2: off; OpenLLMetry: on, as span "
+        "attributes).",
+    ]
+    if result.get("quick"):
+        lines += ["", "**--quick run: a smoke check, not a result.**"]
+    header = " | ".join(LABELS[s] for s in sides)
+    for transport, title in TRANSPORTS.items():
+        lines += [
+            "",
+            f"### {title}: median / p99 per call",
+            "",
+            f"| path | {header} |",
+            "|---|" + "---|" * len(sides),
+        ]
+        for kind, name in ROW_NAMES.items():
+            row = calls["rows"][f"{transport}/{kind}"]
+            if kind == "per_chunk":
+                cells = [_us(row[s]["median_us"]) for s in sides]
+            else:
+                cells = [f"{_us(row[s]['median_us'])} / {_us(row[s]['p99_us'])}" for s in sides]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines += [
+            "",
+            f"### {title}: added to the raw SDK (median; ratio to the raw SDK)",
+            "",
+            "| path | " + " | ".join(LABELS[s] for s in sides[1:]) + " | unillm ahead of every peer |",
+            "|---|" + "---|" * len(sides),
+        ]
+        for kind, name in ROW_NAMES.items():
+            if kind in ("stream10", "stream110"):
+                continue
+            row = calls["rows"][f"{transport}/{kind}"]
+            floor = row["raw"]["median_us"]
+            added = {s: row[s]["median_us"] - floor for s in sides}
+            if kind == "per_chunk":
+                cells = [f"{added[s]:+,.2f} µs" for s in sides[1:]]
+            else:
+                cells = [f"{added[s]:+,.1f} µs (×{row[s]['median_us'] / floor:.2f})" for s in sides[1:]]
+            behind = [LABELS[p] for p in PEERS if p in sides and added["unillm"] >= added[p]]
+            verdict = "yes" if not behind else "**no**: behind " + ", ".join(behind)
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {verdict} |")
+    imports = result["imports"]
+    floor = imports["openai"]
+    lines += [
+        "",
+        "### Import time and memory (fresh interpreters, medians)",
+        "",
+        "| step | time | on top of `import openai` | RSS after | RSS added by the step |",
+        "|---|---|---|---|---|",
+    ]
+    for kind, name in IMPORT_KINDS.items():
+        if kind not in imports:
+            continue
+        imp = imports[kind]
+        extra = "—" if kind == "openai" else f"{imp['ms'] - floor['ms']:+,.0f} ms"
+        lines.append(
+            f"| {name} | {imp['ms']:,.0f} ms | {extra} | {imp['rss_mb']:,.0f} MB | {imp['rss_added_mb']:+,.0f} MB |"
+        )
+    ahead = (
+        imports["unillm"]["ms"] < imports["litellm"]["ms"]
+        and imports["unillm"]["rss_mb"] < imports["litellm"]["rss_mb"]
+    )
+    lines += [
+        "",
+        f"unillm ahead of LiteLLM on import time and memory: {'yes' if ahead else '**no**'}. "
+        "Per chunk is the slope of a side's median between the 10- and 110-chunk streams (the per-call part "
+        "cancels); its added column is that slope minus the raw SDK's. unillm adds "
+        "`stream_options.include_usage` to streamed requests (to record tokens), so its streams carry one more "
+        "event and the fake does its usage work: part of unillm's streamed per-call figures over 127.0.0.1. "
+        "The raw SDK and both OTel instrumentations send the body as the app wrote it.",
+    ]
+    return lines
