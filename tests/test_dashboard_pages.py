@@ -241,6 +241,8 @@ def test_cost_by_a_tag_from_the_url(open_page) -> None:
     at.selectbox(key="cost_by").select("provider").run()
     assert at.query_params["by"] == "provider"
     assert frames(at)[0].set_index("group").loc["openai", "calls"] == 12
+    at.sidebar.radio(key="page").set_value("overview").run()  # another page: the cost page's option leaves the URL
+    assert "by" not in at.query_params and "page" not in at.query_params
 
 
 # ---- Calls -----------------------------------------------------------------------------------

@@ -26,6 +26,9 @@ PAGES = {
     "calls": ("Calls", calls.render),
     "sql": ("SQL", sql_console.render),
 }
+# Query parameters a page keeps for itself (its options); they leave the URL when another page opens,
+# so a shared link carries only what the page it shows uses.
+PAGE_PARAMS = {"overview": ("spend_by",), "cost": ("by",), "calls": ("call", "q", "status"), "sql": ("sql",)}
 AUTO_REFRESH = {"off": None, "10s": 10, "30s": 30, "1m": 60, "5m": 300}
 
 st.set_page_config(page_title="unillm", page_icon="📈", layout="wide")
@@ -101,6 +104,10 @@ def _sidebar(location: LogLocation) -> tuple[str, Filters, int | None]:
     side.button("Refresh now", width="stretch", on_click=_refresh)  # runs before the rerun it causes
 
     url.write("page", page if page != "overview" else None)
+    for other, names in PAGE_PARAMS.items():
+        if other != page:
+            for name in names:
+                url.write(name, None)
     params = filters.to_params()
     for name in PARAM_NAMES:
         url.write(name, params.get(name))
