@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 UTC = dt.timezone.utc
@@ -146,9 +146,6 @@ class Filters:
             params["tag"] = [f"{k}:{v}" for k, v in self.tags]
         return params
 
-    def with_range(self, chosen: str) -> Filters:
-        return replace(self, range=chosen)
-
 
 PARAM_NAMES = ("range", "from", "to", "provider", "model", "route", "tag")
 
@@ -183,14 +180,14 @@ class Scope:
     def condition(self, alias: str = "c", *, include_providers: bool = True) -> tuple[str, list[Any]]:
         parts, params = self._time(f"{alias}.started_at")
         if self.filters.providers and include_providers:
-            parts.append(f"{alias}.provider IN ({_marks(self.filters.providers)})")
+            parts.append(f"{alias}.provider IN ({placeholders(self.filters.providers)})")
             params += list(self.filters.providers)
         if self.filters.models:
-            marks = _marks(self.filters.models)
+            marks = placeholders(self.filters.models)
             parts.append(f"({alias}.request_model IN ({marks}) OR {alias}.response_model IN ({marks}))")
             params += list(self.filters.models) * 2
         if self.filters.routes:
-            parts.append(f"{alias}.route IN ({_marks(self.filters.routes)})")
+            parts.append(f"{alias}.route IN ({placeholders(self.filters.routes)})")
             params += list(self.filters.routes)
         for key, value in self.filters.tags:
             parts.append(f"{alias}.tags[?] = ?")
@@ -223,5 +220,6 @@ class Scope:
         return parts, params
 
 
-def _marks(values: Sequence[str]) -> str:
+def placeholders(values: Sequence[object]) -> str:
+    """`?, ?, ?`: one parameter per value, for `IN (...)`."""
     return ", ".join("?" for _ in values)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from unillm.dashboard.filters import Scope
+from unillm.dashboard.filters import Scope, placeholders
 from unillm.dashboard.queries.common import among_top, frame, row, utc
 from unillm.tracer.answer import load_object
 
@@ -34,7 +34,7 @@ def call_list(
 ) -> CallList:
     where, params = scope.condition()
     if statuses:
-        where += f" AND c.status IN ({', '.join('?' for _ in statuses)})"
+        where += f" AND c.status IN ({placeholders(statuses)})"
         params += list(statuses)
     text = text.strip()
     if text:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from unillm.dashboard.filters import Scope
+from unillm.dashboard.filters import Scope, placeholders
 from unillm.dashboard.queries.common import bucket_seconds, bucket_sql, frame, row, utc
 from unillm.tracer.answer import Usage
 from unillm.tracer.pricing import Pricer
@@ -42,7 +42,7 @@ def _event_sql(scope: Scope) -> tuple[str, list[object]]:
     where, params = scope.condition(include_providers=False)
     providers = scope.filters.providers
     if providers:
-        marks = ", ".join("?" for _ in providers)
+        marks = placeholders(providers)
         where += f" AND (f.provider IN ({marks}) OR l.provider IN ({marks}))"
         params += list(providers) * 2
     # The few attempts of failed-over calls are picked first: joining calls to every attempt
@@ -165,7 +165,7 @@ def _attempts_scope(scope: Scope) -> tuple[str, list[object]]:
     (model, route, tags) are the call's, joined only when set (a join over every attempt costs)."""
     where, params = scope.time_condition("a.started_at")
     if scope.filters.providers:
-        where += f" AND a.provider IN ({', '.join('?' for _ in scope.filters.providers)})"
+        where += f" AND a.provider IN ({placeholders(scope.filters.providers)})"
         params += list(scope.filters.providers)
     if scope.narrows_calls:
         calls_where, calls_params = scope.condition(include_providers=False)
@@ -211,7 +211,7 @@ def _breakers(con: duckdb.DuckDBPyConnection, scope: Scope) -> tuple[pd.DataFram
         bounds.append("changed_at < CAST(? AS TIMESTAMPTZ)")
         bounds_params.append(window.end.isoformat())
     if scope.filters.providers:
-        bounds.append(f"provider IN ({', '.join('?' for _ in scope.filters.providers)})")
+        bounds.append(f"provider IN ({placeholders(scope.filters.providers)})")
         bounds_params += list(scope.filters.providers)
     where = " AND ".join(bounds) or "TRUE"
     # A breaker lives in one process: one still open at that process's last recorded call stays
