@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,19 @@ def _recorder(log: Path) -> Any:
     recorder.start()
     time.sleep(0.2)  # let the thread reach its loop
     return recorder
+
+
+def _bursts(n: int, rate: float | None, now: Callable[[], float]) -> Iterator[range]:
+    """The indexes of n calls in bursts of BURST; with a rate (calls/s), sleeps after each burst
+    until the schedule says the next one is due (an app waiting on the network between calls)."""
+    period, due = (BURST / rate if rate else 0.0), now()
+    for start in range(0, n, BURST):
+        yield range(start, min(n, start + BURST))
+        if rate:
+            due += period
+            wait = due - now()
+            if wait > 0:
+                time.sleep(wait)
 
 
 def _latency(ns: list[int]) -> dict[str, float]:
@@ -181,25 +194,13 @@ def _one_process(n: int, rate: float | None, log: Path) -> dict[str, Any]:
     clock = time.perf_counter_ns
     max_queued = 0
     t0 = time.perf_counter()
-    if rate is None:
-        for i, call in enumerate(calls):
+    for burst in _bursts(n, rate, time.perf_counter):
+        for i in burst:
             s = clock()
-            call.sdk_returned()
+            calls[i].sdk_returned()
             lat[i] = clock() - s
-            if i % 500 == 0:
-                max_queued = max(max_queued, recorder.stats()["queued"])
-    else:
-        period, due = BURST / rate, t0
-        for start in range(0, n, BURST):
-            for i in range(start, min(n, start + BURST)):
-                s = clock()
-                calls[i].sdk_returned()
-                lat[i] = clock() - s
+        if rate or burst.start % 500 == 0:  # flat out: every 500 calls, as the loop cost matters
             max_queued = max(max_queued, recorder.stats()["queued"])
-            due += period
-            wait = due - time.perf_counter()
-            if wait > 0:
-                time.sleep(wait)
     t1 = time.perf_counter()
     segments = _segments(log)  # written but not folded yet when the last call was submitted
     recorder.close()
@@ -262,17 +263,11 @@ def worker_writer(p: dict[str, Any]) -> dict[str, Any]:
     clock = time.perf_counter_ns
     _ready_then_go()
     t0 = time.monotonic()  # CLOCK_MONOTONIC: comparable across processes on Linux
-    period, due = (BURST / rate if rate else 0.0), t0
-    for start in range(0, n, BURST):
-        for i in range(start, min(n, start + BURST)):
+    for burst in _bursts(n, rate, time.monotonic):
+        for i in burst:
             s = clock()
             calls[i].sdk_returned()
             lat[i] = clock() - s
-        if rate:
-            due += period
-            wait = due - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
     t1 = time.monotonic()
     recorder.close()
     t2 = time.monotonic()
