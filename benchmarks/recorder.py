@@ -262,6 +262,7 @@ def worker_writer(p: dict[str, Any]) -> dict[str, Any]:
     lat = [0] * n
     clock = time.perf_counter_ns
     _ready_then_go()
+    cpu0 = time.process_time()
     t0 = time.monotonic()  # CLOCK_MONOTONIC: comparable across processes on Linux
     for burst in _bursts(n, rate, time.monotonic):
         for i in burst:
@@ -274,6 +275,7 @@ def worker_writer(p: dict[str, Any]) -> dict[str, Any]:
     return {
         "n": n,
         "rate": rate,
+        "cpu_s": time.process_time() - cpu0,  # every thread of the process, from go to close()
         "t_start": t0,
         "t_submitted": t1,
         "t_closed": t2,

@@ -28,7 +28,7 @@ from unillm.tracer.call import CallRecord, new_call_id
 from unillm.tracer.location import LogLocation
 from unillm.tracer.pricing import Pricer
 from unillm.tracer.rows import build_rows, host_name
-from unillm.tracer.spool import write_segment
+from unillm.tracer.spool import fold_due, write_segment
 
 _BATCH = 2000  # calls (and events) per segment at most
 _HIGH_WATER = 2 * _BATCH  # queued calls beyond which the caller yields to the writer
@@ -197,7 +197,8 @@ class Recorder:
         calls into rows meanwhile (a fold of a second's worth of calls takes ~0.3 s at 20k calls/s;
         on the writer's thread the queue grew by that much each time)."""
         while not self._stopping.wait(self._fold_interval):
-            self._fold(0.0)
+            if fold_due(self.location.spool_dir, self._fold_interval):  # other processes take turns
+                self._fold(0.0)
 
     def flush(self, *, fold: bool = False, fold_wait: float = 0.0) -> None:
         """Write everything queued so far to the spool; optionally fold the spool into the db."""

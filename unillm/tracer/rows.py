@@ -29,12 +29,39 @@ def _host_and_sdk() -> tuple[str, str]:
     return socket.gethostname(), sdk_version
 
 
+# os.getpid() is a system call (~0.3 µs, 2-3% of the recorder thread's time); the pid only changes at fork.
+_pid = os.getpid()
+
+
+def _after_fork() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
 def host_name() -> str:
     return _host_and_sdk()[0]
 
 
+# The last whole second formatted: calls finishing in the same second share it, which halves the
+# cost of a timestamp (~1.9 -> ~1.0 µs; two per call). One tuple, so threads never see half of it.
+_second: tuple[int, str] = (0, "1970-01-01T00:00:00")
+
+
 def _iso(wall: float) -> str:
-    return datetime.fromtimestamp(wall, tz=timezone.utc).isoformat()
+    global _second
+    whole = int(wall)
+    micros = round((wall - whole) * 1e6)
+    if micros >= 1_000_000 or whole < 0:  # rounds up into the next second; or before 1970
+        return datetime.fromtimestamp(wall, tz=timezone.utc).isoformat(timespec="microseconds")
+    second, text = _second
+    if second != whole:
+        text = datetime.fromtimestamp(whole, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        _second = (whole, text)
+    return f"{text}.{micros:06d}+00:00"
 
 
 def _ms(start: float, end: float | None) -> float | None:
@@ -167,7 +194,7 @@ def build_rows(call: CallRecord, pricer: Pricer) -> tuple[dict[str, Any], list[d
         "attempts": len(call.attempts),
         "tags": dict(call.tags),
         "usage_raw": usage.raw,
-        "process_id": os.getpid(),
+        "process_id": _pid,
         "host": host,
         "sdk_version": sdk_version,
         "unillm_version": __version__,
