@@ -428,6 +428,57 @@ def test_threads_of_one_process_share_the_log(loc: LogLocation) -> None:
     assert len(ids) == len(set(ids)) == 800
 
 
+FIRST_FOLD = """
+import sys, time
+from pathlib import Path
+from unillm.tracer import spool, store
+loc, name, go = store.LogLocation(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+spool.write_segment(loc.spool_dir, "calls", [{"call_id": f"{name}-{i}", "input_tokens": i} for i in range(10)])
+print("ready", flush=True)
+while not go.exists():
+    time.sleep(0.001)
+print(store.fold(loc, max_wait_s=10).folded, flush=True)
+"""
+
+
+@pytest.mark.parametrize("trial", range(3))
+def test_processes_creating_the_log_together_all_fold(loc: LogLocation, tmp_path: Path, trial: int) -> None:
+    # DuckDB writes a new file's header after creating it: a process opening it in between failed,
+    # and once the empty file stayed and every later open failed. Four processes race here.
+    go = tmp_path / "go"
+    children = [_spawn(FIRST_FOLD, str(loc.db_path), f"p{i}", str(go)) for i in range(4)]
+    for child in children:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    go.touch()
+    for child in children:
+        out, err = child.communicate(timeout=60)
+        assert child.returncode == 0, err
+        assert out.strip() == "True", err
+    assert loc.db_path.stat().st_size > 0
+    assert sorted(db_ids(loc)) == sorted(f"p{i}-{r}" for i in range(4) for r in range(10))
+    assert not list(loc.db_path.parent.glob(".*.creating*")), "a temporary database was left behind"
+
+
+def test_an_empty_database_file_is_replaced_not_fatal(loc: LogLocation) -> None:
+    loc.db_path.parent.mkdir(parents=True, exist_ok=True)
+    loc.db_path.touch()  # what a crash while DuckDB created the file leaves
+    spool.write_segment(loc.spool_dir, "calls", [call("a")])
+    assert count(loc) == 1  # readers treat it as no database yet
+    assert store.fold(loc).rows == {"calls": 1}
+    assert db_ids(loc) == ["a"]
+
+
+def test_processes_take_turns_to_fold(loc: LogLocation) -> None:
+    assert not spool.fold_due(loc.spool_dir, 1.0)  # nothing waits
+    spool.write_segment(loc.spool_dir, "calls", [call("a")])
+    assert spool.fold_due(loc.spool_dir, 1.0)
+    assert store.fold(loc).rows == {"calls": 1}
+    spool.write_segment(loc.spool_dir, "calls", [call("b")])
+    # Another process (any fold marks the spool) folded just now: the next periodic fold waits.
+    assert not spool.fold_due(loc.spool_dir, 1.0)
+    assert spool.fold_due(loc.spool_dir, 0.01) or (time.sleep(0.02) or spool.fold_due(loc.spool_dir, 0.01))
+
+
 FOLD_LOOP = """
 import os, pathlib, signal, sys
 from unillm.tracer import store
