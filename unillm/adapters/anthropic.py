@@ -18,6 +18,7 @@ Rules where the two differ (also listed in docs/providers.md):
   model_context_window_exceeded → length, tool_use → tool_calls, refusal → content_filter,
   pause_turn → "pause_turn" (no OpenAI equivalent; passed on rather than hidden as stop).
 - Usage: prompt_tokens = input + cache reads + cache writes; cached_tokens = cache reads.
+- The Responses API (`/responses`) goes through chat: see `adapters.responses_bridge`.
 """
 
 from __future__ import annotations

@@ -30,18 +30,27 @@ _NO_RETRY = {"content-type": "application/json", "x-should-retry": "false"}
 _PASSED_HEADERS = ("retry-after", "retry-after-ms", "request-id", "x-request-id")
 
 
-def adapter_for(wire: str) -> Adapter:
+def adapter_for(wire: str, endpoint: str = "/chat/completions") -> Adapter:
     if wire == "anthropic":
         from unillm.adapters.anthropic import AnthropicAdapter
 
-        return AnthropicAdapter()
+        return _bridged(AnthropicAdapter(), endpoint)
     if wire == "gemini":
         from unillm.adapters.gemini import GeminiAdapter
 
-        return GeminiAdapter()
+        return _bridged(GeminiAdapter(), endpoint)
     from unillm.adapters.openai_compat import OpenAICompatAdapter
 
     return OpenAICompatAdapter()
+
+
+def _bridged(chat: Adapter, endpoint: str) -> Adapter:
+    """Families without a /responses endpoint answer the Responses API through their chat adapter."""
+    if endpoint != "/responses":
+        return chat
+    from unillm.adapters.responses_bridge import ResponsesBridge
+
+    return ResponsesBridge(chat)
 
 
 def _library(request: Any) -> Any:
@@ -130,7 +139,7 @@ class _Dispatch:
                 http.Response(401, headers=_NO_RETRY, content=openai_error(401, message, kind="authentication_error")),
             )
         try:
-            outgoing = adapter_for(target.provider.wire).build_request(target, translation, body)
+            outgoing = adapter_for(target.provider.wire, call.endpoint).build_request(target, translation, body)
         except UnsupportedFeature as exc:
             content = openai_error(400, f"unillm: {exc}", kind="invalid_request_error", code="unsupported_parameter")
             return attempt, None, http.Response(400, headers=_NO_RETRY, content=content)
@@ -154,7 +163,7 @@ class _Dispatch:
         is_async: bool,
     ) -> Any:
         """The tapped OpenAI-wire response for a provider answer (body given: read whole; None: stream)."""
-        adapter = adapter_for(target.provider.wire)
+        adapter = adapter_for(target.provider.wire, translation.endpoint)
         headers = {k: v for k in _PASSED_HEADERS if (v := provider_response.headers.get(k)) is not None}
         if body is not None:
             problem = _bad_answer(translation, provider_response, body)

@@ -19,6 +19,7 @@ Rules where the two differ (also listed in docs/providers.md):
   OTHER, ...) is passed on in lower case, never hidden as stop.
 - Usage: prompt_tokens = promptTokenCount (cached included); completion_tokens = candidates +
   thoughts (thoughts are billed output); cached_tokens = cachedContentTokenCount.
+- The Responses API (`/responses`) goes through chat: see `adapters.responses_bridge`.
 """
 
 from __future__ import annotations
