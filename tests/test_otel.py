@@ -1,11 +1,11 @@
 """OpenTelemetry: one CLIENT span per call with the GenAI attributes, a child span per attempt when
 unillm retried or failed over, the GenAI client metrics; on the app's own providers under its
 current span, or over OTLP to a collector (here unillm.testing.OTLPReceiver on 127.0.0.1); the
-call row joins its trace; and another OpenAI instrumentation keeps working beside unillm."""
+call row joins its trace. Beside other OpenAI instrumentation (openai-v2, OpenLLMetry, Langfuse):
+tests/test_side_by_side.py."""
 
 from __future__ import annotations
 
-import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -305,45 +305,3 @@ def test_a_missing_exporter_is_named(log_path: Path, fake: FakeOpenAI, monkeypat
     assert rows("select count(*) as n from calls") == [{"n": 1}]
     message = unillm.stats()["last_messages"]["otel_export"]
     assert "opentelemetry-exporter-otlp-proto-grpc" in message and 'pip install "unillm[otel]"' in message
-
-
-# -- beside another OpenAI instrumentation ---------------------------------------------------------
-
-
-@pytest.fixture
-def openai_v2_instrumentation() -> Iterator[None]:
-    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
-
-    instrumentor = OpenAIInstrumentor()
-    instrumentor.instrument()
-    yield
-    instrumentor.uninstrument()
-
-
-def test_beside_opentelemetry_instrumentation_openai_v2(
-    log_path: Path, fake: FakeOpenAI, openai_v2_instrumentation: None
-) -> None:
-    app = AppTelemetry()
-    patch(log_path)
-    client = openai.OpenAI(base_url=fake.base_url, api_key=TEST_KEY, max_retries=0)
-    answer = client.chat.completions.create(model="gpt-4o-mini", messages=ASK)
-    stream = client.chat.completions.create(model="gpt-4o-mini", messages=ASK, stream=True)
-    chunks = [c for c in stream]
-    with client.chat.completions.create(model="gpt-4o-mini", messages=ASK, stream=True) as early:
-        next(iter(early))  # the app stops reading after one chunk
-    # openai-v2's stream wrapper does not close the SDK's stream on `with` exit (2.4b0): the
-    # connection stays open until the object is collected, and only then does the call end.
-    del early
-    gc.collect()
-
-    assert answer.choices[0].message.content
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == answer.choices[0].message.content
-    spans = app.finished()
-    theirs = [s for s in spans if s.instrumentation_scope and s.instrumentation_scope.name != "unillm"]
-    ours = app.unillm_spans()
-    assert len(theirs) == 3 and len(ours) == 3
-    # Their spans still carry their own attributes, and ours sit under theirs, one per call.
-    assert all(dict(s.attributes or {}).get("gen_ai.request.model") == "gpt-4o-mini" for s in theirs)
-    assert {s.parent.span_id for s in ours if s.parent} == {s.context.span_id for s in theirs}
-    statuses = [r["status"] for r in rows("select status from calls order by started_at")]
-    assert statuses == ["ok", "ok", "interrupted"]
