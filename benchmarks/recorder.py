@@ -41,6 +41,7 @@ ONE_PROCESS_TARGET = 20_000  # calls/s
 FOUR_PROCESS_TARGET = 50_000  # calls/s
 QUERY_LIMIT_S = 0.5
 RSS_GROWTH_LIMIT_MB = 10.0
+MEMORY_SAMPLES = 50  # RSS saw-tooths with each fold: enough samples to see its peaks, not just one point
 QUERY = "select count(*), sum(cost_usd) from calls"
 
 
@@ -459,13 +460,13 @@ def worker_query(p: dict[str, Any]) -> dict[str, Any]:
 
 
 def worker_memory(p: dict[str, Any]) -> dict[str, Any]:
-    """n calls built one by one and submitted flat out; RSS, queue and spool sampled every n/10."""
+    """n calls built one by one and submitted flat out; RSS, queue and spool sampled every n/50."""
     n = p["n"]
     log = Path(p["tmp"]) / "memory.duckdb"
     recorder = _recorder(log)
     gc.collect()
     baseline = _rss_mb()
-    every = n // 10
+    every = n // MEMORY_SAMPLES
     samples = []
     t0 = time.perf_counter()
     for i in range(1, n + 1):
@@ -665,10 +666,17 @@ def render_recorder(r: dict[str, Any]) -> list[str]:
     flat_rate = flat["n"] / flat["end_to_end_s"]
     four_n = 4 * four["n"]
     four_rate = four_n / four["seconds"]
-    samples = memory["samples"]
+    all_samples = memory["samples"]
+    samples = all_samples[len(all_samples) // 10 - 1 :: len(all_samples) // 10]  # every 10%, for the table
     first, last = samples[0]["rss_mb"], samples[-1]["rss_mb"]
-    peak = max(s["rss_mb"] for s in samples)
-    growth = last - first
+    peak = max(s["rss_mb"] for s in all_samples)
+    # Flat = the peaks do not climb: the highest RSS over the second half of the calls against the
+    # highest over 10%-50% (the first 10% is warm-up: price table, DuckDB, the first folds).
+    tenth, half = len(all_samples) // 10, len(all_samples) // 2
+    early_peak = max(s["rss_mb"] for s in all_samples[tenth:half])
+    late_peak = max(s["rss_mb"] for s in all_samples[half:])
+    trough = min(s["rss_mb"] for s in all_samples[tenth:])
+    growth = late_peak - early_peak
     one_ok = all(p["dropped"] == 0 and _exactly_once(p, p["n"]) for p in (flat, *single["paced"]))
 
     lines = [
@@ -703,7 +711,8 @@ def render_recorder(r: dict[str, Any]) -> list[str]:
         f"| {query['sql_median_s'] * 1e3:,.0f} ms | {_yes(query['sql_median_s'] <= QUERY_LIMIT_S)} |",
         f"| the same through a plain `duckdb.connect(path, read_only=True)` ≤ {QUERY_LIMIT_S} s (median) "
         f"| {query['plain_median_s'] * 1e3:,.0f} ms | {_yes(query['plain_median_s'] <= QUERY_LIMIT_S)} |",
-        f"| recorder RSS flat over {memory['n']:,} calls (growth from 10% to 100% ≤ {RSS_GROWTH_LIMIT_MB:.0f} MB) "
+        f"| recorder RSS flat over {memory['n']:,} calls (highest RSS over the last half ≤ highest over 10-50% "
+        f"+ {RSS_GROWTH_LIMIT_MB:.0f} MB) "
         f"| {growth:+.1f} MB | {_yes(growth <= RSS_GROWTH_LIMIT_MB and memory['dropped'] == 0)} |",
     ]
 
@@ -839,8 +848,11 @@ def render_recorder(r: dict[str, Any]) -> list[str]:
         "",
         f"One process submits {memory['n']:,} finished calls straight to its Recorder, flat out, building each",
         "record in the loop (not the SDK: 1,000,000 SDK calls would take over 10 minutes here; the Recording volume",
-        "section, `--only volume`, makes 100,000 through the SDK). RSS from /proc/self/statm every 10% of the",
-        "calls.",
+        f"section, `--only volume`, makes 100,000 through the SDK). RSS from /proc/self/statm {len(all_samples)} times",
+        "along the calls (every 10% shown). RSS saw-tooths: each fold's DuckDB work (reading up to 16 segments of",
+        "JSON, the batch, the checkpoint) takes memory that is handed back afterwards; with folding off it stays",
+        "flat at the queue's size. So flat means the peaks do not climb: the highest RSS over the last half of",
+        "the calls against the highest over 10-50%.",
         "",
         f"| after | {rows} |",
         "|---|" + "---|" * len(samples),
@@ -861,7 +873,10 @@ def render_recorder(r: dict[str, Any]) -> list[str]:
         "|---|---|",
         f"| RSS before the first call / at 10% / at 100% / peak | {memory['baseline_mb']:.0f} / {first:.0f} / "
         f"{last:.0f} / {peak:.0f} MB |",
-        f"| growth from 10% to 100% | {growth:+.1f} MB |",
+        f"| highest RSS over 10-50% / over 50-100% of the calls (growth) | {early_peak:.0f} / {late_peak:.0f} MB "
+        f"({growth:+.1f} MB) |",
+        f"| lowest RSS after 10% (the saw-tooth's floor) | {trough:.0f} MB |",
+        f"| from 10% to 100%, two single samples | {last - first:+.1f} MB |",
         f"| RSS after close() (its fold included) | {memory['after_close_mb']:.0f} MB |",
         f"| calls submitted / recorded end to end | {_rate(memory['n'], memory['submit_s'])} / "
         f"{_rate(memory['n'], memory['end_to_end_s'])} (close() took {memory['close_s']:.1f} s) |",

@@ -712,3 +712,15 @@ def test_a_backlog_is_folded_in_bounded_transactions(loc: LogLocation, monkeypat
     assert result.segments == 10 and result.rows == {"calls": 50}
     assert spool.list_segments(loc.spool_dir, "calls") == []
     assert store.query(loc, "SELECT count(DISTINCT call_id) FROM calls").scalar() == 50
+
+
+def test_a_batch_larger_than_the_folds_memory_still_folds(loc: LogLocation) -> None:
+    # Folds run under a small DuckDB memory limit (flat RSS); captured contents can exceed it.
+    content = {"messages": [{"role": "user", "content": "x" * 20_000}]}
+    for s in range(5):  # ~100 MB of JSON, over the 64 MB the fold starts with
+        spool.write_segment(loc.spool_dir, "calls", [call(f"c{s}-{i}", request_content=content) for i in range(1000)])
+    result = store.fold(loc)
+    assert result.folded and result.rows == {"calls": 5000} and result.bad == ()
+    assert store.query(loc, "SELECT count(*), min(length(request_content::VARCHAR)) FROM calls").rows == [
+        (5000, len(json.dumps(content, separators=(",", ":"))))
+    ]
