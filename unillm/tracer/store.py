@@ -268,13 +268,15 @@ def _is_busy(exc: BaseException) -> bool:
 # fold
 
 
-def fold(loc: LogLocation, *, max_wait_s: float = 0.0) -> FoldResult:
-    """Move every current spool segment into the database, exactly once per key.
+def fold(loc: LogLocation, *, max_wait_s: float = 0.0, max_rounds: int | None = None) -> FoldResult:
+    """Move the spool's segments into the database, exactly once per key.
 
-    Opens the database read-write (creating it and its folder if missing), retrying while another
+    Attaches the database read-write (creating it and its folder if missing), retrying while another
     process holds the lock until `max_wait_s` has passed; then gives up with `folded=False`
-    instead of raising. Runs pending migrations, ingests all segments in one transaction,
-    deletes them after the commit, and closes the file. Corrupt segments are moved to
+    instead of raising. Runs pending migrations, then ingests the oldest segments in transactions
+    of at most MAX_SEGMENTS_PER_FOLD per table, `max_rounds` of them (16 by default: a backlog
+    larger than that is left for the next fold, so readers are never kept out for long), deleting
+    each transaction's segments after its commit, and detaches. Corrupt segments are moved to
     `<spool>/bad/` and reported. Other errors (corrupt database file, permission denied) raise.
     """
     t0 = time.monotonic()
@@ -283,7 +285,7 @@ def fold(loc: LogLocation, *, max_wait_s: float = 0.0) -> FoldResult:
         with writing(loc, max_wait_s=max_wait_s) as con:
             spool.mark_fold_started(loc.spool_dir)
             applied = created + _migrate(con)
-            rows, segments, bad = _ingest_all(con, loc)
+            rows, segments, bad = _ingest_all(con, loc, _MAX_ROUNDS if max_rounds is None else max_rounds)
     except LogBusyError as busy:
         return FoldResult(False, reason=busy.reason, seconds=time.monotonic() - t0)
     _sweep_stale_tmp(loc.spool_dir)
@@ -437,12 +439,14 @@ MAX_SEGMENTS_PER_FOLD = 16
 _MAX_ROUNDS = 16
 
 
-def _ingest_all(con: duckdb.DuckDBPyConnection, loc: LogLocation) -> tuple[dict[str, int], int, list[Path]]:
+def _ingest_all(
+    con: duckdb.DuckDBPyConnection, loc: LogLocation, max_rounds: int
+) -> tuple[dict[str, int], int, list[Path]]:
     """Ingest the spool in transactions of at most MAX_SEGMENTS_PER_FOLD segments per table (a
     bounded number of them: writers that keep adding segments must not keep readers out)."""
     rows: dict[str, int] = {}
     segments, bad = 0, []
-    for _ in range(_MAX_ROUNDS):
+    for _ in range(max_rounds):
         done, count, quarantined, more = _ingest(con, loc)
         for table, n in done.items():
             rows[table] = rows.get(table, 0) + n
@@ -721,7 +725,9 @@ def reading(
 
     if fold_first and any(spool.list_segments(loc.spool_dir, t) for t in schema.TABLES):
         try:
-            fold(loc, max_wait_s=0.0)
+            # One round (MAX_SEGMENTS_PER_FOLD per table): a query must not spend seconds folding a
+            # backlog that the recorders fold anyway; it reads what is left from the spool.
+            fold(loc, max_wait_s=0.0, max_rounds=1)
         except Exception:  # opportunistic: a reader without write access still answers from db + spool
             log.debug("opportunistic fold before reading failed", exc_info=True)
 
