@@ -12,7 +12,8 @@ Simulated behaviour (all deterministic):
 
 - answers: the same text :class:`~unillm.testing.FakeOpenAI` gives for the same conversation;
 - ``tools`` + ``tool_choice`` → ``tool_use`` blocks whose input is generated from ``input_schema``
-  (``auto`` says a short sentence first; ``any``/``tool`` do not, as the docs describe);
+  (``auto`` says a short sentence first; ``any``/``tool`` do not, as the docs describe, and
+  they call a tool even right after a tool result);
 - ``thinking`` (``enabled``/``adaptive``) → a signed thinking block first, billed as output;
 - ``output_config.format`` (structured outputs) → the text is JSON generated from the schema;
 - prompt caching with ``cache_control`` breakpoints (TTL, 20-block lookback, minimum size);
@@ -921,10 +922,12 @@ class FakeAnthropic(FakeHTTPServer):
 
     @staticmethod
     def _pick_tools(body: dict[str, Any], after_tool: bool) -> list[dict[str, Any]]:
-        """The client tools the simulated model calls: none after a tool result or with "none"."""
+        """The client tools the simulated model calls: none with "none", nor after a tool result
+        unless ``tool_choice`` forces one (``any`` / ``tool``)."""
         tools = [t for t in body.get("tools") or () if "input_schema" in t and t.get("type") in (None, "custom")]
         choice = body.get("tool_choice") or {"type": "auto"}
-        if not tools or after_tool or choice.get("type") == "none":
+        forced = choice.get("type") in ("any", "tool")
+        if not tools or (after_tool and not forced) or choice.get("type") == "none":
             return []
         if choice.get("type") == "tool":
             return [t for t in tools if t["name"] == choice.get("name")][:1] or tools[:1]

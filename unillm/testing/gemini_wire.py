@@ -729,7 +729,8 @@ class FakeGemini(FakeHTTPServer):
         declarations = [d for tool in tools for d in tool.get("functionDeclarations") or ()]
         calling = (req.get("toolConfig") or {}).get("functionCallingConfig") or {}
         mode = str(calling.get("mode") or "AUTO").upper()
-        if declarations and mode != "NONE" and not after_tool and last.get("role") != "model":
+        # A tool result is answered in text, unless mode ANY forces another call.
+        if declarations and mode != "NONE" and (not after_tool or mode == "ANY") and last.get("role") != "model":
             chosen = declarations[:2] if len(declarations) >= 2 else declarations[:1]
             if mode == "ANY":
                 allowed = calling.get("allowedFunctionNames") or []

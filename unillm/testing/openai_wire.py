@@ -169,6 +169,12 @@ def _message_tokens(message: Any) -> int:
     return tokens
 
 
+def _forces_tool(choice: Any) -> bool:
+    """``"required"`` or a named function: the model must call a tool, even right after a tool
+    result (instructor's re-ask after a validation error relies on it)."""
+    return choice == "required" or (isinstance(choice, dict) and choice.get("type") == "function")
+
+
 def _select_tools(tools: Sequence[tuple[str, Any]], choice: Any, parallel: bool) -> list[tuple[str, Any]]:
     """Which tools the simulated model calls: named → that one; else the first (two if parallel)."""
     if not tools or choice == "none":
@@ -413,7 +419,7 @@ class FakeOpenAI(FakeHTTPServer):
         ]
         tools = [(str(f.get("name", "")), f.get("parameters")) for f in raw_tools]
         selected: list[tuple[str, Any]] = []
-        if last_role == "user":
+        if last_role == "user" or _forces_tool(body.get("tool_choice")):
             selected = _select_tools(tools, body.get("tool_choice"), body.get("parallel_tool_calls") is not False)
 
         fmt: tuple[str, Any] = ("text", None)
@@ -654,7 +660,7 @@ class FakeOpenAI(FakeHTTPServer):
         fn_tools = [t for t in body.get("tools") or () if isinstance(t, dict) and t.get("type") == "function"]
         tools = [(str(t.get("name", "")), t.get("parameters")) for t in fn_tools]
         selected: list[tuple[str, Any]] = []
-        if from_user:
+        if from_user or _forces_tool(body.get("tool_choice")):
             selected = _select_tools(tools, body.get("tool_choice"), body.get("parallel_tool_calls") is not False)
 
         parts: list[Any] = []
