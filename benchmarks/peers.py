@@ -19,6 +19,10 @@ to a real `httpx.HTTPTransport` (the FakeOpenAI servers run in a child process o
 `litellm.client_session` / `litellm.aclient_session` (the hooks its OpenAI provider reads before
 building its own client, `litellm/llms/openai/common_utils.py`).
 
+A second part (`bench_translation`) sets unillm translating an openai SDK call to Anthropic and
+Gemini beside LiteLLM's own anthropic/ and gemini/ providers and the providers' SDKs, on
+FakeAnthropic / FakeGemini over 127.0.0.1.
+
 Blocks of calls rotate over the sides, round after round, so drift hits every side alike; each
 side is switched on only for its own block (`unillm.patch()` / `unpatch()`, `instrument()` /
 `uninstrument()`). Nothing here is imported by run.py until the section runs; litellm and
@@ -140,6 +144,15 @@ SERVER = textwrap.dedent(
 )
 
 
+def _close(loop: asyncio.AbstractEventLoop) -> None:
+    """Close `loop` after cancelling what is still pending on it (LiteLLM's logging worker)."""
+    pending = asyncio.all_tasks(loop)
+    for task in pending:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    loop.close()
+
+
 def bench_peers(quick: bool, tmp: Path) -> dict[str, Any]:
     absent = missing()
     if absent:
@@ -149,10 +162,13 @@ def bench_peers(quick: bool, tmp: Path) -> dict[str, Any]:
     started = time.perf_counter()
     print("peers: calls (sync, streamed, async; in-process and 127.0.0.1) ...", flush=True)
     calls = _bench_calls(quick, tmp / "peers.duckdb")
-    print(f"peers: calls took {time.perf_counter() - started:.0f} s; imports ...", flush=True)
-    imports = bench_imports(3 if quick else 5, tmp / "peers-import.duckdb")
+    print(f"peers: calls took {time.perf_counter() - started:.0f} s; translation ...", flush=True)
+    translation = bench_translation(quick, tmp / "peers-translation.duckdb")
+    print(f"peers: translation took {translation['seconds']:.0f} s; imports ...", flush=True)
+    imports = bench_imports(2 if quick else 3, tmp / "peers-import.duckdb")
     return {
         "calls": calls,
+        "translation": translation,
         "imports": imports,
         "versions": versions(),
         "seconds": time.perf_counter() - started,
@@ -172,7 +188,7 @@ def _bench_calls(quick: bool, log: Path) -> dict[str, Any]:
     import unillm
 
     litellm.suppress_debug_info = True
-    rounds = 2 if quick else 6
+    rounds = 2 if quick else 4
     sizes = {"sync": 50, "stream10": 15, "stream110": 5, "async": 50}
     if quick:
         sizes = {kind: max(3, n // 3) for kind, n in sizes.items()}
@@ -352,7 +368,7 @@ def _bench_calls(quick: bool, log: Path) -> dict[str, Any]:
         for r in range(rounds):
             order = list(sides[r % len(sides) :] + sides[: r % len(sides)])  # rotate who goes first
             one_round(lambda kind: sizes[kind])
-        loop.close()
+        _close(loop)
         gc.unfreeze()
         otel_calls = sum(len(samples[(t, k, side)]) for t in TRANSPORTS for k in KINDS for side in instrumentors)
         if spans[0] != otel_calls:
@@ -387,6 +403,130 @@ def _bench_calls(quick: bool, log: Path) -> dict[str, Any]:
             side: {"median_us": (long[side]["median_us"] - short[side]["median_us"]) / (LONG - SHORT)} for side in sides
         }
     return results
+
+
+TRANSLATION_SIDES = ("native", "unillm", "litellm")
+TRANSLATION_LABELS = {
+    "native": "the provider's own SDK (floor)",
+    "unillm": "unillm: openai SDK, translated",
+    "litellm": "litellm.completion",
+}
+PROVIDERS = {"anthropic": "claude-sonnet-4-5", "gemini": "gemini-2.5-flash"}
+
+
+def bench_translation(quick: bool, log: Path) -> dict[str, Any]:
+    """unillm translating an OpenAI-wire call to Anthropic / Gemini vs LiteLLM calling the same fake
+    natively (its anthropic/ and gemini/ providers, api_base pointed at the fake) vs the provider's
+    own SDK (anthropic, google-genai), all over 127.0.0.1 against FakeAnthropic / FakeGemini in a
+    child process."""
+    import anthropic
+    import litellm
+    import openai
+    from fakes import served
+    from google import genai
+    from google.genai import types
+
+    import unillm
+
+    started = time.perf_counter()
+    rounds = 2 if quick else 5
+    sizes = {"sync": 8, "stream": 4} if quick else {"sync": 30, "stream": 10}
+    samples: dict[tuple[str, str, str], list[float]] = {}
+    with served("anthropic", "gemini") as (anthropic_url, gemini_url):
+        oai = openai.OpenAI(api_key="sk-bench", base_url="http://127.0.0.1:9/v1", max_retries=0)
+        native_anthropic = anthropic.Anthropic(api_key="bench", base_url=anthropic_url, max_retries=0)
+        native_gemini = genai.Client(api_key="bench", http_options=types.HttpOptions(base_url=gemini_url))
+        config = {
+            "log": str(log),
+            "providers": {
+                "anthropic": {"base_url": anthropic_url, "api_key": "bench"},
+                "gemini": {"base_url": gemini_url, "api_key": "bench"},
+            },
+        }
+        api_bases = {"anthropic": anthropic_url, "gemini": gemini_url.rstrip("/") + "/v1beta"}
+
+        def one(side: str, provider: str, stream: bool) -> None:
+            model = PROVIDERS[provider]
+            text = ""
+            if side == "unillm":
+                out = oai.chat.completions.create(model=f"{provider}/{model}", messages=MESSAGES, stream=stream)
+                if stream:
+                    text = "".join(c.choices[0].delta.content or "" for c in out if c.choices)
+                else:
+                    text = out.choices[0].message.content or ""
+            elif side == "litellm":
+                out = litellm.completion(
+                    model=f"{provider}/{model}",
+                    api_base=api_bases[provider],
+                    api_key="bench",
+                    messages=MESSAGES,
+                    stream=stream,
+                    max_retries=0,
+                )
+                if stream:
+                    text = "".join(c.choices[0].delta.content or "" for c in out if c.choices)
+                else:
+                    text = out.choices[0].message.content or ""
+            elif provider == "anthropic":
+                kwargs = {"model": model, "max_tokens": 256, "messages": MESSAGES}
+                if stream:
+                    with native_anthropic.messages.stream(**kwargs) as events:
+                        text = "".join(events.text_stream)
+                else:
+                    text = native_anthropic.messages.create(**kwargs).content[0].text
+            else:
+                contents = MESSAGES[0]["content"]
+                if stream:
+                    text = "".join(
+                        c.text or ""
+                        for c in native_gemini.models.generate_content_stream(model=model, contents=contents)
+                    )
+                else:
+                    text = native_gemini.models.generate_content(model=model, contents=contents).text or ""
+            assert text
+
+        def block(side: str, provider: str, kind: str, n: int, timed: bool) -> None:
+            if side == "unillm":
+                unillm.patch(**config)
+            try:
+                out = samples.setdefault((provider, kind, side), [])
+                for _ in range(n):
+                    t0 = time.perf_counter()
+                    one(side, provider, kind == "stream")
+                    if timed:
+                        out.append(time.perf_counter() - t0)
+            finally:
+                if side == "unillm":
+                    unillm.unpatch()
+            gc.collect()
+            time.sleep(0.02)
+
+        for provider in PROVIDERS:  # warm up every path
+            for kind in sizes:
+                for side in TRANSLATION_SIDES:
+                    block(side, provider, kind, 3, False)
+        gc.collect()
+        gc.freeze()  # LiteLLM's large heap out of the collector's way: the collects between blocks stay cheap
+        for r in range(rounds):
+            order = TRANSLATION_SIDES[r % 3 :] + TRANSLATION_SIDES[: r % 3]
+            for provider in PROVIDERS:
+                for kind, n in sizes.items():
+                    for side in order:
+                        block(side, provider, kind, n, True)
+        gc.unfreeze()
+    rows = {
+        f"{provider}/{kind}": {
+            side: {
+                "median_us": statistics.median(samples[(provider, kind, side)]) * 1e6,
+                "p99_us": _percentile(samples[(provider, kind, side)], 0.99) * 1e6,
+                "n": len(samples[(provider, kind, side)]),
+            }
+            for side in TRANSLATION_SIDES
+        }
+        for provider in PROVIDERS
+        for kind in sizes
+    }
+    return {"rows": rows, "rounds": rounds, "sizes": sizes, "seconds": time.perf_counter() - started}
 
 
 IMPORT_PROBE = textwrap.dedent(
@@ -474,8 +614,7 @@ def render_peers(result: dict[str, Any]) -> list[str]:
     calls, v = result["calls"], result["versions"]
     sides = calls["sides"]
     lines += [
-        f"`.venvs/bench/bin/python benchmarks/run.py --only peers` (environment: `bash benchmarks/peers_env.sh`), "
-        f"{result['seconds']:.0f} s. Versions: unillm {v['unillm']}, openai {v['openai']} (httpx {v['httpx']}), "
+        f"Measured in .venvs/bench (`benchmarks/peers_env.sh`), {result['seconds']:.0f} s. Versions: unillm {v['unillm']}, openai {v['openai']} (httpx {v['httpx']}), "
         f"litellm {v['litellm']}, opentelemetry-sdk {v['opentelemetry-sdk']}, "
         f"opentelemetry-instrumentation-openai-v2 {v['opentelemetry-instrumentation-openai-v2']}, "
         f"OpenLLMetry's opentelemetry-instrumentation-openai {v['opentelemetry-instrumentation-openai']}"
@@ -530,6 +669,8 @@ def render_peers(result: dict[str, Any]) -> list[str]:
             behind = [LABELS[p] for p in PEERS if p in sides and added["unillm"] >= added[p]]
             verdict = "yes" if not behind else "**no**: behind " + ", ".join(behind)
             lines.append(f"| {name} | " + " | ".join(cells) + f" | {verdict} |")
+    if "translation" in result:
+        lines += render_translation_peers(result["translation"])
     imports = result["imports"]
     floor = imports["openai"]
     lines += [
@@ -560,4 +701,36 @@ def render_peers(result: dict[str, Any]) -> list[str]:
         "event and the fake does its usage work: part of unillm's streamed per-call figures over 127.0.0.1. "
         "The raw SDK and both OTel instrumentations send the body as the app wrote it.",
     ]
+    return lines
+
+
+def render_translation_peers(t: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "### Translation to Anthropic and Gemini, 127.0.0.1: median / p99 per call",
+        "",
+        "The same request to `FakeAnthropic` / `FakeGemini` (a child process): unillm translating an openai",
+        'SDK call (`model="anthropic/claude-sonnet-4-5"`, `"gemini/gemini-2.5-flash"`, providers\' base_url',
+        "at the fakes, recording on) vs LiteLLM calling the fake natively (`litellm.completion` with its",
+        "`anthropic/` and `gemini/` providers, `api_base` at the fake) vs the provider's own SDK (`anthropic`,",
+        "`google-genai`: the floor, no translation). Blocks rotate over the sides for "
+        f"{t['rounds']} rounds ({t['sizes']['sync']} whole calls, {t['sizes']['stream']} streams of the fake's",
+        "default answer per block).",
+        "",
+        "| path | " + " | ".join(TRANSLATION_LABELS[s] for s in TRANSLATION_SIDES) + " | LiteLLM / unillm (median) "
+        "| unillm ahead of LiteLLM |",
+        "|---|" + "---|" * len(TRANSLATION_SIDES) + "---|---|",
+    ]
+    for key, row in t["rows"].items():
+        provider, kind = key.split("/")
+        name = f"{provider}, {'streamed (whole stream)' if kind == 'stream' else 'non-streaming'}"
+        cells = [f"{_us(row[s]['median_us'])} / {_us(row[s]['p99_us'])}" for s in TRANSLATION_SIDES]
+        u, ll = row["unillm"], row["litellm"]
+        if u["median_us"] < ll["median_us"] and u["p99_us"] < ll["p99_us"]:
+            verdict = "yes"
+        elif u["median_us"] < ll["median_us"]:
+            verdict = "median only (p99 behind)"
+        else:
+            verdict = "**no**"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | ×{ll['median_us'] / u['median_us']:.2f} | {verdict} |")
     return lines
