@@ -91,15 +91,17 @@ _fold_lock = threading.Lock()
 
 # Writers attach the log to this process's one in-memory DuckDB, under `_fold_lock`, and detach it
 # afterwards: creating a DuckDB instance costs ~15 ms (duckdb.connect, even of ":memory:"), attach +
-# detach ~0.5 ms. Detaching checkpoints and releases the file lock, as closing did. One thread: with
-# DuckDB's default two workers per process, four processes folding on two cores spent ~7 µs more
-# CPU per call (workers waking for small batches) than folding on the calling thread alone.
+# detach ~0.5 ms. Detaching checkpoints and releases the file lock, as closing did.
 _engine: duckdb.DuckDBPyConnection | None = None
 WRITE_ALIAS = "unillm_log"
 # Without a limit the fold's memory (JSON read buffers, the batch, the checkpoint) peaked near 370 MB
 # of RSS over 600k calls and kept climbing; at 64 MB the peaks stay level (~190 MB for the whole
-# recorder) at the same speed: a 32,000-call batch fits well inside it.
+# recorder). One thread: DuckDB's JSON reader takes a 32 MB buffer per thread, so more threads need
+# a higher limit, and with 2 threads and 128 MB the peaks climbed again. The price is speed: a
+# calls row reads in ~5.5 µs under the limit against ~3.4 µs without, and four processes record
+# ~40k calls/s instead of ~47k (docs/benchmarks.md).
 _FOLD_MEMORY = "64MB"
+_FOLD_THREADS = 1
 
 
 def _reset_fold_lock() -> None:
@@ -118,7 +120,7 @@ def _write_engine() -> duckdb.DuckDBPyConnection:
         _engine = duckdb.connect(
             ":memory:",
             config={
-                "threads": 1,
+                "threads": _FOLD_THREADS,
                 # Beyond the limit a batch spills here instead of failing (only ever with huge captured
                 # contents); DuckDB's own default is ".tmp" in the app's working directory.
                 "temp_directory": str(Path(tempfile.gettempdir()) / f"unillm-fold-{os.getpid()}"),
