@@ -671,3 +671,30 @@ def test_pass_through_to_a_configured_provider_address_is_named_after_it(log_pat
         finally:
             unillm.unpatch()
     assert row["provider"] == "local"
+
+
+def test_a_one_target_route_is_named_in_the_log(log_path, monkeypatch) -> None:
+    # `"gpt-4o-mini" = "anthropic/..."` in [routes]: the app's model is an alias; the log says so.
+    monkeypatch.chdir(log_path.parent.parent)
+    fake = _start_fake("anthropic")
+    try:
+        unillm.patch(
+            log=str(log_path),
+            flush_interval=0.05,
+            providers={"anthropic": {"base_url": fake.base_url, "api_key": "test-key-anthropic"}},
+            routes={"support-bot": f"anthropic/{MODELS['anthropic']}"},
+        )
+        client = openai.OpenAI(api_key=TEST_KEY, base_url="http://127.0.0.1:9/v1", max_retries=0)
+        client.chat.completions.create(model="support-bot", messages=ask())
+        client.chat.completions.create(model=f"anthropic/{MODELS['anthropic']}", messages=ask())
+        routes = [
+            (r["request_model"], r["route"], r["provider"]) for r in rows("select * from calls order by started_at")
+        ]
+        assert routes == [
+            ("support-bot", "support-bot", "anthropic"),
+            (f"anthropic/{MODELS['anthropic']}", None, "anthropic"),  # asked for directly: no route
+        ]
+    finally:
+        unillm.unpatch()
+        diagnostics.reset()
+        fake.close()

@@ -80,6 +80,7 @@ def _open_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> CallRecord | No
         plan = _apply_budgets(call, plan, resolve)
     if plan is not None and plan.targets:
         call.target = plan.targets[0]
+        call.route = plan.route  # a one-target route has no dispatch plan to say it
         if plan.owns_retries:
             call.plan = plan
             options.max_retries = 0  # unillm retries and fails over: no second retry loop

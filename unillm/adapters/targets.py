@@ -39,7 +39,10 @@ class TargetResolver:
         route = self._routes.get(model, model)
         if isinstance(route, str):
             target = self.target(route)
-            plan = Plan([target], retries=0, owns_retries=False) if target is not None else None
+            # `model = "provider/model"` in [routes] is a route of one target: the log names it
+            # (a provider/model string the app asks for directly is not a route).
+            alias = model if model in self._routes else None
+            plan = Plan([target], route=alias, retries=0, owns_retries=False) if target is not None else None
         else:  # a route table: unillm orders the targets, retries and fails over itself
             targets = [t for t in (self._configured(entry) for entry in route.targets) if t is not None]
             plan = Plan(
