@@ -24,6 +24,9 @@ from unillm import diagnostics
 
 TEST_KEY = "sk-test-SECRET-0123456789abcdef"
 
+# The simulated Anthropic / Gemini fixtures (provider, app, async_app) of the provider tests.
+pytest_plugins = ["native_providers"]
+
 
 @pytest.fixture
 def log_path(tmp_path: Path) -> Path:

@@ -10,19 +10,17 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import openai
 import pytest
 from conftest import TEST_KEY, rows
+from native_providers import MODELS, Provider, start_fake
 from pydantic import BaseModel
 
 import unillm
 from unillm import diagnostics
 
-NATIVE = ["anthropic", "gemini"]
-MODELS = {"anthropic": "claude-sonnet-4-5", "gemini": "gemini-2.5-flash"}
 WEATHER_TOOL = {
     "type": "function",
     "function": {
@@ -45,51 +43,6 @@ PIXEL = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\nfake").de
 class Weather(BaseModel):
     city: str
     celsius: float
-
-
-@dataclass
-class Provider:
-    name: str
-    fake: Any
-    model: str  # what the app passes: "<provider>/<model>"
-
-    def last_request(self) -> dict[str, Any]:
-        return self.fake.requests[-1].json
-
-
-def _start_fake(name: str) -> Any:
-    from unillm import testing
-
-    return testing.FakeAnthropic() if name == "anthropic" else testing.FakeGemini()
-
-
-@pytest.fixture(params=NATIVE)
-def provider(request: pytest.FixtureRequest, log_path, monkeypatch) -> Iterator[Provider]:
-    name = request.param
-    monkeypatch.chdir(log_path.parent.parent)
-    fake = _start_fake(name)
-    try:
-        unillm.patch(
-            log=str(log_path),
-            flush_interval=0.05,
-            providers={name: {"base_url": fake.base_url, "api_key": f"test-key-{name}"}},
-        )
-        yield Provider(name, fake, f"{name}/{MODELS[name]}")
-    finally:
-        unillm.unpatch()
-        diagnostics.reset()
-        fake.close()
-
-
-@pytest.fixture
-def app(provider: Provider) -> openai.OpenAI:
-    """The app's client: it still points at OpenAI; unillm sends provider/model calls elsewhere."""
-    return openai.OpenAI(api_key=TEST_KEY, base_url="http://127.0.0.1:9/v1", max_retries=0)
-
-
-@pytest.fixture
-def async_app(provider: Provider) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(api_key=TEST_KEY, base_url="http://127.0.0.1:9/v1", max_retries=0)
 
 
 def ask(text: str = "What is the capital of France?") -> list[dict[str, Any]]:
@@ -676,7 +629,7 @@ def test_pass_through_to_a_configured_provider_address_is_named_after_it(log_pat
 def test_a_one_target_route_is_named_in_the_log(log_path, monkeypatch) -> None:
     # `"gpt-4o-mini" = "anthropic/..."` in [routes]: the app's model is an alias; the log says so.
     monkeypatch.chdir(log_path.parent.parent)
-    fake = _start_fake("anthropic")
+    fake = start_fake("anthropic")
     try:
         unillm.patch(
             log=str(log_path),

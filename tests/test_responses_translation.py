@@ -10,21 +10,18 @@ from __future__ import annotations
 
 import json
 import typing
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import openai
 import pytest
 from conftest import TEST_KEY, rows
+from native_providers import Provider
 from openai.types.responses import Response, ResponseFunctionToolCall, ResponseStreamEvent
 from pydantic import BaseModel
 
 import unillm
 from unillm import diagnostics
 
-NATIVE = ["anthropic", "gemini"]
-MODELS = {"anthropic": "claude-sonnet-4-5", "gemini": "gemini-2.5-flash"}
 WEATHER_TOOL = {
     "type": "function",
     "name": "get_weather",
@@ -45,47 +42,6 @@ TIME_TOOL = {
 class Weather(BaseModel):
     city: str
     celsius: float
-
-
-@dataclass
-class Provider:
-    name: str
-    fake: Any
-    model: str  # what the app passes: "<provider>/<model>"
-
-    def last_request(self) -> dict[str, Any]:
-        return self.fake.requests[-1].json
-
-
-@pytest.fixture(params=NATIVE)
-def provider(request: pytest.FixtureRequest, log_path, monkeypatch) -> Iterator[Provider]:
-    from unillm import testing
-
-    name = request.param
-    monkeypatch.chdir(log_path.parent.parent)
-    fake = testing.FakeAnthropic() if name == "anthropic" else testing.FakeGemini()
-    try:
-        unillm.patch(
-            log=str(log_path),
-            flush_interval=0.05,
-            providers={name: {"base_url": fake.base_url, "api_key": f"test-key-{name}"}},
-        )
-        yield Provider(name, fake, f"{name}/{MODELS[name]}")
-    finally:
-        unillm.unpatch()
-        diagnostics.reset()
-        fake.close()
-
-
-@pytest.fixture
-def app(provider: Provider) -> openai.OpenAI:
-    """The app's client: it still points at OpenAI; unillm sends provider/model calls elsewhere."""
-    return openai.OpenAI(api_key=TEST_KEY, base_url="http://127.0.0.1:9/v1", max_retries=0)
-
-
-@pytest.fixture
-def async_app(provider: Provider) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(api_key=TEST_KEY, base_url="http://127.0.0.1:9/v1", max_retries=0)
 
 
 def _event_classes() -> dict[str, type]:
