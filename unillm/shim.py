@@ -25,7 +25,6 @@ from typing import Any
 import wrapt
 
 from unillm import diagnostics
-from unillm.adapters.dispatch import AsyncDispatchTransport, SyncDispatchTransport
 from unillm.tags import current_tags
 from unillm.telemetry.parent import capture_parent
 from unillm.tracer.call import RECORDED_ENDPOINTS, CallRecord
@@ -143,6 +142,10 @@ def _sync_transport_for_url(wrapped: Any, instance: Any, args: tuple[Any, ...], 
     if call is None:
         return transport
     if call.target is not None or call.blocked:
+        # Imported on the first routed call: an app without routes never loads the dispatch
+        # machinery (~20 ms of patch()); after that, a dictionary lookup.
+        from unillm.adapters.dispatch import SyncDispatchTransport
+
         return SyncDispatchTransport(transport, call)
     return SyncTeeTransport(transport, call)
 
@@ -153,6 +156,8 @@ def _async_transport_for_url(wrapped: Any, instance: Any, args: tuple[Any, ...],
     if call is None:
         return transport
     if call.target is not None or call.blocked:
+        from unillm.adapters.dispatch import AsyncDispatchTransport  # see _sync_transport_for_url
+
         return AsyncDispatchTransport(transport, call)
     return AsyncTeeTransport(transport, call)
 

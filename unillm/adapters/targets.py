@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unillm.adapters.base import Target
 from unillm.adapters.registry import resolve_provider
 from unillm.config import TargetConfig
 from unillm.routing.breaker import BreakerRules
-from unillm.routing.policy import Plan
+
+if TYPE_CHECKING:
+    from unillm.routing.policy import Plan
 
 
 class TargetResolver:
@@ -36,6 +38,10 @@ class TargetResolver:
     def __call__(self, model: str) -> Plan | None:
         if model in self._cache:
             return self._cache[model]
+        # Here, not at module level: the strategies and their classifier are ~6 ms of patch()
+        # that an app whose calls are never routed does not need.
+        from unillm.routing.policy import Plan
+
         route = self._routes.get(model, model)
         if isinstance(route, str):
             target = self.target(route)
