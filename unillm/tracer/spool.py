@@ -133,9 +133,10 @@ def fold_due(spool_dir: Path, interval: float) -> bool:
     """Whether a periodic fold is worth starting: some segment waits, and no process on this log
     began a fold in the last `interval` seconds (nearly: 0.9 of it, so ticks just short still fold).
 
-    A fold costs ~60 ms before its first row (open, catalogue, checkpoint, close) and takes every
-    process's segments; four processes each folding every second paid that four times over and
-    queued on the file lock. Taking turns by the mark's age keeps it near one fold per interval.
+    A fold has a cost of its own whatever it carries (a checkpoint, a transaction per 16 segments)
+    and takes every process's segments; four processes each folding every second paid it four
+    times over and queued on the file lock. Taking turns by the mark's age keeps it near one fold
+    per interval for the whole log.
     """
     try:
         with os.scandir(spool_dir) as it:
