@@ -77,7 +77,7 @@ def eta(parcel):
         return next_round(parcel.depot)
 ```
 """
-# A long last user turn without any cue: auto scans up to 8,000 characters of it (classify.py).
+# A long last user turn without any cue: auto scans its first 800 and last 400 characters (classify.py).
 LONG_PROSE = (
     "I ordered a sofa from your partner shop last month and the delivery was moved three times, "
     "each time to a day when nobody could be home, and nobody called before. "

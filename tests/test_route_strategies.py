@@ -114,6 +114,16 @@ def test_lowest_cost_sends_the_call_to_the_cheapest_target_for_its_size(route, s
         ("What's the weather?", {"tools": [{"type": "function", "function": {"name": "w"}}]}, True, "1 tools"),
         ("Please review my contract clause.", {}, True, "keyword 'contract'"),
         ("word " * 5000, {}, True, "tokens > 4000"),
+        ("Fix this:\nfrom os import path\nprint(path.sep)", {}, True, "code"),
+        ("int a = 1;\nint b = 2;\nWhy is b not 3?", {}, True, "code"),
+        (
+            "My parcel is late again. " * 200 + "Explain why it keeps happening.",
+            {},
+            True,
+            "reasoning cue 'explain why'",
+        ),
+        # A long turn is read at its start and end only: a cue in the middle is not seen.
+        ("My parcel is late again. " * 100 + "Prove it. " + "My parcel is late again. " * 100, {}, False, "easy (~"),
     ],
 )
 def test_auto_sends_hard_requests_to_the_strong_target_and_says_why(route, servers, prompt, extra, hard, cue) -> None:

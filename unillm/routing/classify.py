@@ -6,8 +6,9 @@ keyword or a tag the user listed. The verdict names the cues that fired, and goe
 log (`calls.route_reason`), so every routing decision can be read back and argued with.
 
 Only the last user turn is scanned for words (it is what the model is asked now; scanning a long
-history would cost time and flag old topics), its first 1,200 and last 400 characters (bounding the time a long message costs); the
-size estimate counts the whole request.
+history would cost time and flag old topics), and of a long turn only its first 800 and last 400
+characters, where the ask is: scanning costs ~8 ns a character, and the decision stays under 20 µs
+however long the message. The size estimate counts the whole request.
 """
 
 from __future__ import annotations
@@ -17,14 +18,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-# Code: a fence, lines that end like code, or a line that starts like code. Literal tests first:
-# one combined regex over a long message costs ~0.5 ms, these cost a few µs.
-_CODE_LINE = re.compile(
-    r"^[ \t]*(?:def |class |import |from \S+ import |#include|function |const |let |public |package |"
-    r"SELECT |INSERT INTO |UPDATE \S+ SET )",
-    re.MULTILINE,
+# Code: a fence, lines that end like code, or a line that starts like code. Tested line by line
+# with str methods: a MULTILINE regex and str.count over a long message cost ~14 µs, this ~1 µs.
+_CODE_STARTS = (
+    "def ",
+    "class ",
+    "import ",
+    "#include",
+    "function ",
+    "const ",
+    "let ",
+    "public ",
+    "package ",
+    "SELECT ",
+    "INSERT INTO ",
 )
-_CODE_LINE_ENDS = (";\n", "{\n", "}\n", "):\n")
+_CODE_STARTS_WITH_NAME = re.compile(r"(?:from \S+ import |UPDATE \S+ SET )")  # only tried on "from "/"UPDATE "
+_CODE_ENDS = (";", "{", "}", "):")
 _REASONING = re.compile(  # matched against the lower-cased text (faster than IGNORECASE)
     r"\b(?:step[- ]by[- ]step|prove|proof|derive|reason(?:ing)? (?:about|through)|think (?:hard|carefully)|"
     r"trade-?offs?|analy[sz]e|compare and contrast|explain why|root cause|plan (?:out|the)|optimi[sz]e)\b"
@@ -45,7 +55,7 @@ _REASONING_HINTS = (
     "plan ",
     "optimi",
 )
-_HEAD, _TAIL = 1200, 400  # characters of the last user turn scanned: the ask is at its start or end
+_HEAD, _TAIL = 800, 400  # characters of the last user turn scanned: the ask is at its start or end
 
 
 @dataclass(frozen=True)
@@ -97,9 +107,18 @@ def classify(body: Mapping[str, Any], tokens: int, tags: Mapping[str, str], rule
 def _has_code(text: str) -> bool:
     if "```" in text:
         return True
-    if "\n" in text and sum(text.count(end) for end in _CODE_LINE_ENDS) >= 2:
-        return True
-    return _CODE_LINE.search(text) is not None
+    code_endings = 0
+    for line in text.split("\n"):
+        start = line.lstrip(" \t")
+        if start.startswith(_CODE_STARTS):
+            return True
+        if start.startswith(("from ", "UPDATE ")) and _CODE_STARTS_WITH_NAME.match(start):
+            return True
+        if line.endswith(_CODE_ENDS):
+            code_endings += 1
+            if code_endings == 2:
+                return True
+    return False
 
 
 def _last_user_text(body: Mapping[str, Any]) -> str:
