@@ -17,13 +17,18 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[tuple[str, bytes]]:
         """(event name, data) of every event completed by `chunk`; "message" when unnamed."""
-        if not self._buffer:  # the common case: one whole event per chunk
-            if chunk.endswith(b"\n\n") and chunk.count(b"\n\n") == 1 and b"\r" not in chunk:
-                event = _parse_simple(chunk[:-2])
-                return [event] if event is not None else []
-            if chunk.endswith(b"\r\n\r\n") and chunk.startswith(b"data: ") and chunk.count(b"\r") == 2:
-                if b"\n" not in chunk[:-4]:  # a single data line, CRLF-framed (Gemini)
-                    return [("message", chunk[6:-4])]
+        if not self._buffer and chunk.startswith(b"data: "):  # the common case: one whole event
+            if chunk.endswith(b"\r\n\r\n"):  # CRLF-framed (Gemini)
+                data = chunk[6:-4]
+            elif chunk.endswith(b"\n\n"):
+                data = chunk[6:-2]
+            else:
+                data = None
+            if data is not None and b"\n" not in data and b"\r" not in data:
+                return [("message", data)]
+        elif not self._buffer and chunk.endswith(b"\n\n") and chunk.count(b"\n\n") == 1 and b"\r" not in chunk:
+            event = _parse_simple(chunk[:-2])  # `event:` + `data:` (Anthropic)
+            return [event] if event is not None else []
         buffer = self._buffer + chunk
         events = []
         start = 0
