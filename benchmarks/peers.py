@@ -32,6 +32,7 @@ OpenTelemetry are imported inside functions only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import importlib.util
 import json
@@ -130,20 +131,6 @@ def _dispatching_transports(sent: list[int]) -> tuple[Any, Any]:
     return Sync(), Async()
 
 
-SERVER = textwrap.dedent(
-    """
-    import sys
-    from unillm.testing import FakeOpenAI
-
-    servers = [FakeOpenAI(answer_words=int(n), words_per_chunk=1, record=False).__enter__() for n in sys.argv[1:]]
-    print(" ".join(s.base_url for s in servers), flush=True)
-    sys.stdin.read()  # serve until the benchmark closes our stdin
-    for s in servers:
-        s.__exit__(None, None, None)
-    """
-)
-
-
 def _close(loop: asyncio.AbstractEventLoop) -> None:
     """Close `loop` after cancelling what is still pending on it (LiteLLM's logging worker)."""
     pending = asyncio.all_tasks(loop)
@@ -180,6 +167,7 @@ def _bench_calls(quick: bool, log: Path) -> dict[str, Any]:
     import httpx
     import litellm
     import openai
+    from fakes import served
     from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -217,12 +205,9 @@ def _bench_calls(quick: bool, log: Path) -> dict[str, Any]:
 
     # The 127.0.0.1 fakes run in a process of their own, as a provider would: their threads do
     # not compete with the sides' for this process's GIL.
-    server = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(SHORT), str(LONG)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
+    servers = contextlib.ExitStack()
     try:
-        assert server.stdout is not None
-        short_url, long_url = server.stdout.readline().split()
+        short_url, long_url = servers.enter_context(served(f"openai:words={SHORT}", f"openai:words={LONG}"))
         bases = {
             ("inprocess", SHORT): f"http://s{SHORT}.bench/v1",
             ("inprocess", LONG): f"http://s{LONG}.bench/v1",
@@ -378,12 +363,7 @@ def _bench_calls(quick: bool, log: Path) -> dict[str, Any]:
         if rows != unillm_calls:
             raise RuntimeError(f"unillm side: {rows} calls recorded for {unillm_calls} calls")
     finally:
-        assert server.stdin is not None
-        server.stdin.close()  # the server exits when its stdin closes
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        servers.close()
         http.close()
 
     def stat(values: list[float]) -> dict[str, float]:
