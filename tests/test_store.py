@@ -209,6 +209,21 @@ def test_rows_visible_before_and_after_fold_exactly_once(loc: LogLocation) -> No
     assert len(ids) == len(set(ids)) == 60
 
 
+def test_the_oldest_copy_of_a_key_wins_and_a_segment_missing_its_last_newline_folds(loc: LogLocation) -> None:
+    # A fold reads its segments as one joined file: the first copy of a key there must still be the
+    # oldest segment's, and a segment without its last newline must not run into the next one.
+    first = spool.write_segment(loc.spool_dir, "calls", [call("k", status="ok"), call("m")])
+    first.write_bytes(first.read_bytes().rstrip(b"\n"))  # a segment put back by hand, say
+    spool.write_segment(loc.spool_dir, "calls", [call("k", status="error"), call("n")])
+    spool.write_segment(loc.spool_dir, "calls", [call("k", status="interrupted"), call("m", status="error")])
+
+    result = store.fold(loc)
+    assert result.folded and result.rows == {"calls": 3} and result.segments == 3 and result.bad == ()
+    got = store.query(loc, "SELECT call_id, status FROM calls ORDER BY call_id", fold_first=False).fetchall()
+    assert got == [("k", "ok"), ("m", "ok"), ("n", "ok")]
+    assert not list(store._fold_temp_dir().glob("batch-*"))  # the joined file is not left behind
+
+
 def test_crash_between_commit_and_delete_is_harmless(loc: LogLocation) -> None:
     seg = spool.write_segment(loc.spool_dir, "calls", [call(f"c{i}") for i in range(10)])
     saved = seg.read_bytes()

@@ -97,9 +97,9 @@ WRITE_ALIAS = "unillm_log"
 # Without a limit the fold's memory (JSON read buffers, the batch, the checkpoint) peaked near 370 MB
 # of RSS over 600k calls and kept climbing; at 64 MB the peaks stay level (~190 MB for the whole
 # recorder). One thread: DuckDB's JSON reader takes a 32 MB buffer per thread, so more threads need
-# a higher limit, and with 2 threads and 128 MB the peaks climbed again. The price is speed: a
-# calls row reads in ~5.5 µs under the limit against ~3.4 µs without, and four processes record
-# ~40k calls/s instead of ~47k (docs/benchmarks.md).
+# a higher limit, and with 2 threads and 128 MB the peaks climbed again. The price is speed: with
+# the segments joined (see _load_batch) a call's rows read in ~4.9 µs; four processes record ~43k
+# calls/s at 64 MB, ~45k at 128 MB (peaks ~60 MB higher), ~47k without a limit (docs/benchmarks.md).
 _FOLD_MEMORY = "64MB"
 _FOLD_THREADS = 1
 
@@ -110,6 +110,10 @@ def _reset_fold_lock() -> None:
     global _fold_lock, _engine
     _fold_lock = threading.Lock()
     _engine = None
+
+
+def _fold_temp_dir() -> Path:
+    return Path(tempfile.gettempdir()) / f"unillm-fold-{os.getpid()}"
 
 
 def _write_engine() -> duckdb.DuckDBPyConnection:
@@ -123,7 +127,7 @@ def _write_engine() -> duckdb.DuckDBPyConnection:
                 "threads": _FOLD_THREADS,
                 # Beyond the limit a batch spills here instead of failing (only ever with huge captured
                 # contents); DuckDB's own default is ".tmp" in the app's working directory.
-                "temp_directory": str(Path(tempfile.gettempdir()) / f"unillm-fold-{os.getpid()}"),
+                "temp_directory": str(_fold_temp_dir()),
             },
         )
     return _engine
@@ -203,22 +207,53 @@ def _batch_sql(table: str, files: Sequence[Path]) -> str:
 def _load_batch(con: duckdb.DuckDBPyConnection, table: str, files: Sequence[Path]) -> None:
     """The segments' rows into `_BATCH`, one per key (the oldest segment wins), rows without a key dropped.
 
-    What `_batch_sql` selects, made cheaper for folds: a batch rarely holds a key twice (a segment
+    What `_batch_sql` selects, made cheaper for folds. The segments are first copied into one file:
+    read_json pays ~2.5 ms per file it opens under the fold's memory limit, a third of the cost of
+    a 2,000-call segment, and a copy costs ~0.3 ms. A batch rarely holds a key twice (a segment
     copied back by hand, say), so duplicates are looked for on the keys alone and deleted only when
-    there are some. A QUALIFY over the whole rows cost ~3.5 µs per call, a fifth of a fold.
+    there are some; the joined file keeps the segments' order, so the first row of a key is the
+    oldest. A QUALIFY over the whole rows cost ~3.5 µs per call, a fifth of a fold.
     """
     keys = ", ".join(quote_ident(k) for k in schema.TABLE_KEYS[table])
     present = " AND ".join(f"s.{quote_ident(k)} IS NOT NULL" for k in schema.TABLE_KEYS[table])
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _unillm_batch AS SELECT * FROM {_read_segments_sql(table, files)} AS s "
-        f"WHERE {present}"
-    )
+    joined = _join_segments(files) if len(files) > 1 else None
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _unillm_batch AS SELECT * "
+            f"FROM {_read_segments_sql(table, [joined] if joined else files)} AS s WHERE {present}"
+        )
+    finally:
+        if joined is not None:
+            joined.unlink(missing_ok=True)
     found = con.execute(f"SELECT count(*) - count(DISTINCT ({keys})) FROM {_BATCH}").fetchone()
     if found and found[0]:
         con.execute(
             f"DELETE FROM {_BATCH} WHERE rowid IN (SELECT rowid FROM (SELECT rowid, row_number() OVER "
-            f"(PARTITION BY {keys} ORDER BY {_SEGMENT_COL}) AS n FROM {_BATCH}) WHERE n > 1)"
+            f"(PARTITION BY {keys} ORDER BY rowid) AS n FROM {_BATCH}) WHERE n > 1)"
         )
+
+
+def _join_segments(files: Sequence[Path]) -> Path:
+    """The segments copied, in order, into one file in this process's temporary folder.
+
+    A segment missing its last newline (truncated, or written by hand) gets one, so its last line
+    never runs into the next segment's first. A segment that vanished raises FileNotFoundError.
+    """
+    folder = _fold_temp_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    joined = folder / f"batch-{threading.get_ident()}{spool.SEGMENT_SUFFIX}"
+    try:
+        with open(joined, "wb") as out:
+            for f in files:
+                with open(f, "rb") as segment:
+                    data = segment.read()
+                out.write(data)
+                if data and not data.endswith(b"\n"):
+                    out.write(b"\n")
+    except BaseException:
+        joined.unlink(missing_ok=True)
+        raise
+    return joined
 
 
 def _stored_sql(table: str, existing: str, since: str | None = None) -> str:
@@ -485,7 +520,7 @@ def _ingest(con: duckdb.DuckDBPyConnection, loc: LogLocation) -> tuple[dict[str,
                 rows[table] = int(inserted[0][0]) if inserted else 0
             con.execute(f"DROP TABLE IF EXISTS {_BATCH}")
             con.commit()
-        except duckdb.Error as e:
+        except (duckdb.Error, FileNotFoundError) as e:  # FileNotFoundError: a segment vanished (_join_segments)
             con.rollback()
             if _vanished(e):
                 continue  # someone removed a segment after we listed it: list again
