@@ -79,6 +79,21 @@ _conformance: dict[tuple[str, str], list[bool]] = {}
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "conformance(feature): a provider round trip that feeds docs/providers.md")
+    config.addinivalue_line(
+        "markers",
+        "sdk_independent: never touches the openai SDK (call-log storage, prices, provider fakes, translators), "
+        "so its outcome cannot depend on the SDK's major; scripts/test runs it in the last environment only",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # scripts/test sets this in every openai environment but the last: ~30 s less per environment.
+    if os.environ.get("UNILLM_SKIP_SDK_INDEPENDENT") != "1":
+        return
+    kept = [item for item in items if item.get_closest_marker("sdk_independent") is None]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -6,8 +6,11 @@ from __future__ import annotations
 import datetime as dt
 
 import duckdb
+import pytest
 
 from unillm.dashboard.filters import Filters, Scope, Window
+
+pytestmark = pytest.mark.sdk_independent  # scripts/test runs it in one openai environment only
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
 

@@ -19,6 +19,8 @@ from anthropic.types import Message
 from unillm.testing import FakeAnthropic
 from unillm.testing.synthetic import answer_text, count_tokens
 
+pytestmark = pytest.mark.sdk_independent  # scripts/test runs it in one openai environment only
+
 MODEL = "claude-sonnet-4-6"
 PROMPT = "Tell me about the weather in Paris"
 USER: Any = [{"role": "user", "content": PROMPT}]

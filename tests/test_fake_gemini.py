@@ -17,6 +17,8 @@ from google.genai import errors, types  # noqa: E402
 from unillm.testing import FAULT_HEADER, FakeGemini  # noqa: E402
 from unillm.testing.synthetic import count_tokens  # noqa: E402
 
+pytestmark = pytest.mark.sdk_independent  # scripts/test runs it in one openai environment only
+
 FLASH = "gemini-2.5-flash"  # thinks by default
 PLAIN = "gemini-2.0-flash"  # does not think
 PROMPT = "Tell me about the weather in Paris"

@@ -15,6 +15,8 @@ from unillm.tracer.lifecycle import parse_duration
 from unillm.tracer.location import LogLocation
 from unillm.tracer.spool import list_segments, write_segment
 
+pytestmark = pytest.mark.sdk_independent  # scripts/test runs it in one openai environment only
+
 CLI = [sys.executable, "-m", "unillm.cli"]
 NOW = dt.datetime.now(dt.timezone.utc)
 

@@ -9,6 +9,8 @@ from genai_prices import calc_price
 from unillm.tracer.answer import Usage
 from unillm.tracer.pricing import PriceOverride, Pricer
 
+pytestmark = pytest.mark.sdk_independent  # scripts/test runs it in one openai environment only
+
 CASES = [
     ("openai", "gpt-4o-mini", "openai", Usage(input_tokens=1200, output_tokens=300, cached_tokens=1024)),
     ("openai", "gpt-4.1", "openai", Usage(input_tokens=50_000, output_tokens=2_000, reasoning_tokens=0)),

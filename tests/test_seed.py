@@ -14,6 +14,8 @@ from unillm.tracer.answer import Usage
 from unillm.tracer.pricing import Pricer
 from unillm.tracer.store import LogLocation, query
 
+pytestmark = pytest.mark.sdk_independent  # scripts/test runs it in one openai environment only
+
 END = datetime(2026, 3, 4, 15, 30, tzinfo=timezone.utc)  # a Wednesday
 CALLS = 5000
 

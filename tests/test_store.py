@@ -28,6 +28,8 @@ from unillm.tracer import schema, spool, store
 from unillm.tracer.schema import Column, Migration
 from unillm.tracer.store import LogLocation
 
+pytestmark = pytest.mark.sdk_independent  # scripts/test runs it in one openai environment only
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -10,6 +10,8 @@ from unillm.adapters.anthropic import MessagesStreamTranslator
 from unillm.adapters.base import Translation
 from unillm.adapters.gemini import GenerateContentStreamTranslator
 
+pytestmark = pytest.mark.sdk_independent  # scripts/test runs it in one openai environment only
+
 TRICKY = ['He said "hi"', "back\\slash", "line\nbreak", "ünïcödé ✓", "\u2028", '{"json": [1]}', ""]
 
 
