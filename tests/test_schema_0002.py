@@ -190,3 +190,61 @@ def test_unwritable_spool_keeps_events_up_to_the_cap(tmp_path: Path, monkeypatch
     finally:
         rec.close(fold_wait=0)
         diagnostics.reset()
+
+
+def test_unwritable_spool_keeps_the_newest_calls_with_their_attempts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # While the spool cannot be written, calls wait in memory up to the cap (the oldest go first,
+    # attempts and all); once it can, exactly the calls kept land, each with its own attempts.
+    monkeypatch.setenv("UNILLM_STRICT", "0")
+    folder = tmp_path / "log"
+    folder.write_text("a file where the log folder should be")
+    loc = LogLocation(folder / "calls.duckdb")
+    rec = Recorder(loc, Pricer(), flush_interval=3600, fold_interval=3600, max_queue=3)
+    try:
+        calls = []
+        for _ in range(5):
+            calls.append(two_attempt_call(rec))
+            rec.flush()  # fails: kept in memory, beyond 3 the oldest is dropped
+        assert rec.stats()["dropped"] == 2 and rec.stats()["unwritten"] == 3
+        folder.unlink()
+        rec.flush(fold=True)
+        assert rec.stats()["unwritten"] == 0
+        got = store.query(loc, "SELECT call_id, count(*) AS n FROM attempts GROUP BY call_id ORDER BY call_id")
+        assert got.fetchall() == sorted((c.call_id, 2) for c in calls[2:])
+        assert sorted(r[0] for r in store.query(loc, "SELECT call_id FROM calls").fetchall()) == sorted(
+            c.call_id for c in calls[2:]
+        )
+    finally:
+        rec.close(fold_wait=0)
+        diagnostics.reset()
+
+
+def test_a_failed_calls_write_after_its_attempts_were_written_writes_them_once(
+    recorder: Recorder, loc: LogLocation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UNILLM_STRICT", "0")
+    import unillm.tracer.recorder as recorder_module
+
+    real = recorder_module.write_lines
+    failed: list[str] = []
+
+    def calls_fail_once(spool_dir: Path, table: str, data: bytes) -> Path:
+        if table == "calls" and not failed:
+            failed.append(table)
+            raise OSError(28, "No space left on device")
+        return real(spool_dir, table, data)
+
+    monkeypatch.setattr(recorder_module, "write_lines", calls_fail_once)
+    call = two_attempt_call(recorder)
+    try:
+        recorder.flush()  # attempts written, calls not
+        assert failed and recorder.stats()["unwritten"] == 1
+        assert len(spool.list_segments(loc.spool_dir, "attempts")) == 1
+        recorder.flush()
+    finally:
+        diagnostics.reset()
+    assert len(spool.list_segments(loc.spool_dir, "attempts")) == 1  # not written a second time
+    assert [r[0] for r in store.query(loc, "SELECT call_id FROM calls").fetchall()] == [call.call_id]
+    assert store.query(loc, "SELECT count(*) FROM attempts").scalar() == 2

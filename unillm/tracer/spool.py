@@ -22,7 +22,15 @@ import orjson
 
 from unillm.tracer import schema
 
-__all__ = ["SEGMENT_SUFFIX", "fold_due", "list_segments", "mark_fold_started", "write_segment"]
+__all__ = [
+    "SEGMENT_SUFFIX",
+    "encode_line",
+    "fold_due",
+    "list_segments",
+    "mark_fold_started",
+    "write_lines",
+    "write_segment",
+]
 
 SEGMENT_SUFFIX = ".jsonl"
 TMP_SUFFIX = ".tmp"
@@ -44,7 +52,8 @@ def _check_table(table: str) -> None:
         raise ValueError(f"unknown call-log table {table!r}; expected one of {sorted(schema.TABLES)}")
 
 
-def _encode_line(row: Mapping[str, Any]) -> bytes:
+def encode_line(row: Mapping[str, Any]) -> bytes:
+    """One row as a segment's line (JSON and a newline)."""
     try:
         return orjson.dumps(row, default=str, option=orjson.OPT_APPEND_NEWLINE)
     except (orjson.JSONEncodeError, TypeError):  # e.g. an int beyond 64 bits in a raw usage object
@@ -59,16 +68,23 @@ def write_segment(spool_dir: Path, table: str, rows: Sequence[Mapping[str, Any]]
     as `str(value)`. `fsync=True` also survives power loss, at the cost of a disk flush per segment
     (a killed process never needs it: the rename only happens after the whole file is written).
     """
-    _check_table(table)
     if not rows:
         raise ValueError("write_segment needs at least one row")
-    spool_dir = Path(spool_dir)
-    spool_dir.mkdir(parents=True, exist_ok=True)
     # One growing buffer: joining a list of the rows' bytes objects was 5x slower (each ~1 KB
     # object kept alive until the join costs an allocation of its own).
     data = bytearray()
     for row in rows:
-        data += _encode_line(row)
+        data += encode_line(row)
+    return write_lines(spool_dir, table, data, fsync=fsync)
+
+
+def write_lines(spool_dir: Path, table: str, data: bytes | bytearray, *, fsync: bool = False) -> Path:
+    """`write_segment` for rows already encoded with `encode_line` (`data`: their lines, joined)."""
+    _check_table(table)
+    if not data:
+        raise ValueError("write_lines needs at least one row")
+    spool_dir = Path(spool_dir)
+    spool_dir.mkdir(parents=True, exist_ok=True)
     final = spool_dir / _segment_name(table)
     tmp = final.with_name(final.name + TMP_SUFFIX)
     try:
