@@ -37,6 +37,8 @@ from unillm.adapters.base import (
     UnsupportedFeature,
     append_turn,
     check_parameters,
+    dumps,
+    loads,
     malformed_event,
     openai_error,
     openai_usage,
@@ -99,19 +101,19 @@ class AnthropicAdapter:
             "x-api-key": target.api_key or "",
         }
         url = target.provider.base_url.rstrip("/") + "/v1/messages"
-        return ProviderRequest("POST", url, headers, json.dumps(payload).encode())
+        return ProviderRequest("POST", url, headers, dumps(payload))
 
     # -- answer --------------------------------------------------------------------------------
     def translate_response(self, translation: Translation, status: int, body: bytes) -> tuple[int, bytes]:
         try:
-            payload = json.loads(body) if body else {}
+            payload = loads(body) if body else {}
         except ValueError:
             payload = {}
         if status >= 400 or payload.get("type") == "error":
             return translate_error(status, payload)
         completion, usage = to_chat_completion(payload)
         translation.usage = usage
-        return status, json.dumps(completion).encode()
+        return status, dumps(completion)
 
     def stream_translator(self, translation: Translation) -> MessagesStreamTranslator:
         return MessagesStreamTranslator(translation)

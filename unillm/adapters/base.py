@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
+
 from unillm.adapters.registry import ProviderSpec
 from unillm.tracer.answer import Usage
 
@@ -205,3 +207,22 @@ TEXT_LITERAL = re.compile(rb'"text":\s*("(?:[^"\\]|\\.)*")')
 
 def _dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
+
+
+def dumps(value: Any) -> bytes:
+    """A request or answer body as compact JSON, with orjson (~5x faster than json here: it is part
+    of every translated call). What orjson refuses (a non-str key, an int beyond 64 bits) goes
+    through json."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":")).encode()
+
+
+def loads(data: bytes | str) -> Any:
+    """`json.loads`, through orjson first; what only json reads (NaN, ints beyond 64 bits) falls back
+    to it. Raises ValueError (json.JSONDecodeError) for what neither reads."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)

@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from unillm.adapters.base import Adapter, Target, Translation, UnsupportedFeature, openai_error
+from unillm.adapters.base import Adapter, Target, Translation, UnsupportedFeature, loads, openai_error
 from unillm.routing.policy import FAILOVER, FINAL, RETRY, Run, Step, is_context_window_error, is_refusal, is_retryable
 from unillm.tracer.call import AttemptRecord, CallRecord, ErrorNote
 from unillm.tracer.transport import tap_response
@@ -81,7 +81,7 @@ class _Dispatch:
 
     def _parsed(self, request: Any) -> dict[str, Any]:
         if self._body is None:
-            self._body = json.loads(request.content or b"{}")
+            self._body = loads(request.content or b"{}")
         return self._body
 
     def _begin(self, request: Any) -> Run:

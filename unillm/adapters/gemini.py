@@ -42,6 +42,8 @@ from unillm.adapters.base import (
     UnsupportedFeature,
     append_turn,
     check_parameters,
+    dumps,
+    loads,
     malformed_event,
     openai_error,
     openai_usage,
@@ -107,18 +109,18 @@ class GeminiAdapter:
         if translation.endpoint == "/embeddings":
             payload = to_batch_embed_request(body, target.model)
             translation.extra["encoding_format"] = body.get("encoding_format") or "float"
-            return ProviderRequest("POST", base + ":batchEmbedContents", headers, json.dumps(payload).encode())
+            return ProviderRequest("POST", base + ":batchEmbedContents", headers, dumps(payload))
         if translation.endpoint != "/chat/completions":
             raise UnsupportedFeature(
                 f"gemini: unillm translates chat.completions and embeddings, not {translation.endpoint}"
             )
         payload = to_generate_content_request(body)
         url = base + (":streamGenerateContent?alt=sse" if translation.stream else ":generateContent")
-        return ProviderRequest("POST", url, headers, json.dumps(payload).encode())
+        return ProviderRequest("POST", url, headers, dumps(payload))
 
     def translate_response(self, translation: Translation, status: int, body: bytes) -> tuple[int, bytes]:
         try:
-            payload = json.loads(body) if body else {}
+            payload = loads(body) if body else {}
         except ValueError:
             payload = {}
         if status >= 400 or "error" in payload:
@@ -127,10 +129,10 @@ class GeminiAdapter:
                 translation.extra["retry_after"] = delay  # dispatch passes it on as Retry-After
             return translate_error(status, payload)
         if translation.endpoint == "/embeddings":
-            return status, json.dumps(to_embeddings(payload, translation)).encode()
+            return status, dumps(to_embeddings(payload, translation))
         completion, usage = to_chat_completion(payload)
         translation.usage = usage
-        return status, json.dumps(completion).encode()
+        return status, dumps(completion)
 
     def stream_translator(self, translation: Translation) -> GenerateContentStreamTranslator:
         return GenerateContentStreamTranslator(translation)

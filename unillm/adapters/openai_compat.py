@@ -15,7 +15,7 @@ import hashlib
 import json
 from typing import Any
 
-from unillm.adapters.base import ProviderRequest, Target, Translation, UnsupportedFeature, openai_error
+from unillm.adapters.base import ProviderRequest, Target, Translation, UnsupportedFeature, dumps, openai_error
 
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
@@ -59,7 +59,7 @@ class OpenAICompatAdapter:
             headers["authorization"] = f"Bearer {target.api_key}"
         url = target.provider.base_url.rstrip("/") + translation.endpoint
         translation.extra["provider"] = target.provider.name
-        return ProviderRequest("POST", url, headers, json.dumps(payload).encode())
+        return ProviderRequest("POST", url, headers, dumps(payload))
 
     def translate_response(self, translation: Translation, status: int, body: bytes) -> tuple[int, bytes]:
         if status < 400:
