@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
 from unillm.adapters.anthropic import MessagesStreamTranslator
-from unillm.adapters.base import Translation
+from unillm.adapters.base import Translation, dumps, loads
 from unillm.adapters.gemini import GenerateContentStreamTranslator
 
 pytestmark = pytest.mark.sdk_independent  # scripts/test runs it in one openai environment only
@@ -50,3 +51,16 @@ def test_gemini_text_chunks_round_trip(ensure_ascii: bool) -> None:
         }
         out += translator.feed(b"data: " + json.dumps(chunk, ensure_ascii=ensure_ascii).encode() + b"\r\n\r\n")
     assert "".join(_texts(out)) == "".join(TRICKY)
+
+
+def test_bodies_keep_what_orjson_alone_would_change() -> None:
+    # Translated bodies are read and written with orjson for speed; what it refuses or would change
+    # (an integer beyond 64 bits read as a float, NaN, a non-str key) goes through json.
+    big = 2**70
+    assert json.loads(dumps({"seed": big, 1: "a"})) == {"seed": big, "1": "a"}
+    got = loads(b'{"maximum": 1180591620717411303424, "t": "\\u00e9"}')
+    assert got == {"maximum": big, "t": "é"} and isinstance(got["maximum"], int)
+    assert math.isnan(loads(b'{"x": NaN}')["x"])
+    assert dumps({"t": "é", "n": [1, 2.5, None, True]}) == '{"t":"é","n":[1,2.5,null,true]}'.encode()
+    with pytest.raises(ValueError):
+        loads(b'{"cut": ')
