@@ -8,8 +8,9 @@ import math
 import pytest
 
 from unillm.adapters.anthropic import MessagesStreamTranslator
-from unillm.adapters.base import Translation, dumps, loads
+from unillm.adapters.base import Translation
 from unillm.adapters.gemini import GenerateContentStreamTranslator
+from unillm.fastjson import dumps, loads
 
 pytestmark = pytest.mark.sdk_independent  # scripts/test runs it in one openai environment only
 

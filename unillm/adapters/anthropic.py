@@ -37,14 +37,13 @@ from unillm.adapters.base import (
     UnsupportedFeature,
     append_turn,
     check_parameters,
-    dumps,
-    loads,
     malformed_event,
     openai_error,
     openai_usage,
     sse,
 )
 from unillm.adapters.sse import SSEDecoder
+from unillm.fastjson import dumps, loads
 from unillm.tracer.answer import Usage
 
 ANTHROPIC_VERSION = "2023-06-01"

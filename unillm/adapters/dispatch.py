@@ -21,7 +21,8 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from unillm.adapters.base import Adapter, Target, Translation, UnsupportedFeature, loads, openai_error
+from unillm.adapters.base import Adapter, Target, Translation, UnsupportedFeature, openai_error
+from unillm.fastjson import loads
 from unillm.routing.policy import FAILOVER, FINAL, RETRY, Run, Step, is_context_window_error, is_refusal, is_retryable
 from unillm.tracer.call import AttemptRecord, CallRecord, ErrorNote
 from unillm.tracer.transport import tap_response

@@ -15,7 +15,8 @@ import hashlib
 import json
 from typing import Any
 
-from unillm.adapters.base import ProviderRequest, Target, Translation, UnsupportedFeature, dumps, openai_error
+from unillm.adapters.base import ProviderRequest, Target, Translation, UnsupportedFeature, openai_error
+from unillm.fastjson import dumps
 
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 

@@ -7,12 +7,10 @@ the provider's raw usage object is kept beside them.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
+from unillm.fastjson import loads
 from unillm.tracer.call import AttemptRecord
 
 
@@ -83,12 +81,9 @@ def load_object(data: bytes | None) -> dict[str, Any] | None:
     if not data:
         return None
     try:
-        value = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        try:  # what only the stdlib reads: NaN, integers beyond 64 bits, UTF-16 ...
-            value = json.loads(data)
-        except ValueError:
-            return None
+        value = loads(data)
+    except ValueError:
+        return None
     return value if isinstance(value, dict) else None
 
 

@@ -303,8 +303,11 @@ class Recorder:
                 # Attempts first: a reader that sees a call can always see its attempts.
                 if calls.attempts:
                     write_lines(self.location.spool_dir, "attempts", calls.attempts)
-                    calls.attempts_written()
-                write_lines(self.location.spool_dir, "calls", calls.calls)
+                try:
+                    write_lines(self.location.spool_dir, "calls", calls.calls)
+                except OSError:
+                    calls.attempts_written()  # they are in the spool: only the calls wait
+                    raise
                 self.recorded += len(calls)
                 self._unwritten_calls = EncodedCalls()
         except OSError as exc:
