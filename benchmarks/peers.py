@@ -727,7 +727,8 @@ def render_peers(result: dict[str, Any]) -> list[str]:
         "Per chunk is the slope of a side's median between the 10- and 110-chunk streams (the per-call part "
         "cancels); its added column is that slope minus the raw SDK's. unillm adds "
         "`stream_options.include_usage` to streamed requests (to record tokens), so its streams carry one more "
-        "event and the fake does its usage work: part of unillm's streamed per-call figures over 127.0.0.1. "
+        "event, the last: part of unillm's whole-stream figures over 127.0.0.1, not of its time to first token "
+        "(the fake builds each event as it sends it, as a provider does). "
         "The raw SDK and both OTel instrumentations send the body as the app wrote it.",
     ]
     return lines

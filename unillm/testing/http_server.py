@@ -632,7 +632,9 @@ class FakeHTTPServer:
     def _write_stream(
         self, h: _RequestHandler, request: RecordedRequest, reply: StreamReply, fault: Fault | None
     ) -> None:
-        events = list(reply.events)
+        # Without a fault the events are sent as the reply yields them (a handler may build each one
+        # as it goes, as a provider does); a fault places itself by counting them first.
+        events: Iterable[bytes] = reply.events if fault is None else list(reply.events)
         lines = self._head(reply.status, request, reply.headers.items())
         lines.append(f"content-type: {reply.content_type}")
         lines.append("cache-control: no-cache")
@@ -644,7 +646,7 @@ class FakeHTTPServer:
             return
         error_at = stall_at = -1
         reset_at: int | None = None  # bytes of the event stream sent before a reset
-        if fault is not None and events:
+        if fault is not None and isinstance(events, list) and events:
             last = len(events) - 1
             if fault.stream_error_after is not None:
                 error_at = min(max(fault.stream_error_after, 0), last)

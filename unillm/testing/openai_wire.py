@@ -14,7 +14,7 @@ import random
 import string
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -507,7 +507,9 @@ class FakeOpenAI(FakeHTTPServer):
             },
         }
 
-    def _chat_chunks(self, head: dict[str, Any], answer: _Answer, n: int, usage: dict[str, Any] | None) -> list[bytes]:
+    def _chat_chunks(
+        self, head: dict[str, Any], answer: _Answer, n: int, usage: dict[str, Any] | None
+    ) -> Iterator[bytes]:
         from openai.types.chat import ChatCompletionChunk
 
         base = {**head, "object": "chat.completion.chunk"}
@@ -518,11 +520,12 @@ class FakeOpenAI(FakeHTTPServer):
             choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
             return _sse(_dump(ChatCompletionChunk.model_validate({**base, "choices": [choice]})))
 
-        events: list[bytes] = []
+        # A generator, as a provider streams: each event is built when it is sent, so the usage event
+        # asked for by stream_options costs nothing before the first token.
         for i in range(n):
-            events.append(chunk(i, {"role": "assistant", "content": "", "refusal": None}))
+            yield chunk(i, {"role": "assistant", "content": "", "refusal": None})
             for piece in split_deltas(answer.text or "", self.words_per_chunk):
-                events.append(chunk(i, {"content": piece}))
+                yield chunk(i, {"content": piece})
             for k, call in enumerate(answer.tool_calls):
                 first = {
                     "index": k,
@@ -530,14 +533,13 @@ class FakeOpenAI(FakeHTTPServer):
                     "type": "function",
                     "function": {"name": call.name, "arguments": ""},
                 }
-                events.append(chunk(i, {"tool_calls": [first]}))
+                yield chunk(i, {"tool_calls": [first]})
                 for piece in split_deltas(call.arguments, self.words_per_chunk):
-                    events.append(chunk(i, {"tool_calls": [{"index": k, "function": {"arguments": piece}}]}))
-            events.append(chunk(i, {}, answer.finish_reason))
+                    yield chunk(i, {"tool_calls": [{"index": k, "function": {"arguments": piece}}]})
+            yield chunk(i, {}, answer.finish_reason)
         if usage is not None:
-            events.append(_sse(_dump(ChatCompletionChunk.model_validate({**base, "usage": usage, "choices": []}))))
-        events.append(b"data: [DONE]\n\n")
-        return events
+            yield _sse(_dump(ChatCompletionChunk.model_validate({**base, "usage": usage, "choices": []})))
+        yield b"data: [DONE]\n\n"
 
     # --- POST /completions (legacy) ------------------------------------------------------
 
