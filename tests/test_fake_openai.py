@@ -1039,6 +1039,27 @@ def test_generic_base_routes_streams_and_faults() -> None:
         assert [r.path for r in wire.requests][:2] == ["/v9/models/m-1:generate", "/models/m-1:generate"]
 
 
+def test_a_stream_leaves_event_by_event_as_the_handler_yields_it() -> None:
+    """A provider sends its first token before it has made its last: a handler's generator is sent
+    as it yields, so work after the first event (a usage event, say) never delays it."""
+    first_read = threading.Event()
+
+    def events() -> Iterator[bytes]:
+        yield b"data: first\n\n"
+        assert first_read.wait(10), "the first event was held back until the whole stream was built"
+        yield b"data: last\n\n"
+
+    with FakeHTTPServer() as wire:
+        wire.add_route("POST", "/stream", lambda request: StreamReply(events()))
+        conn = http.client.HTTPConnection("127.0.0.1", wire.port, timeout=10)
+        conn.request("POST", "/stream", body=b"{}", headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        assert response.readline() == b"data: first\n"
+        first_read.set()
+        assert sse_payloads(b"data: first\n" + response.read()) == ["first", "last"]
+        conn.close()
+
+
 def test_chunked_request_body(fake: FakeOpenAI) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", fake.port, timeout=10)
     payload = json.dumps({"model": MODEL, "messages": USER}).encode()
