@@ -5,14 +5,21 @@ orjson alone is not: what it refuses goes through json, and so does text with an
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
 
 __all__ = ["dumps", "loads"]
 
-_LONG_NUMBER = re.compile(rb"\d{20,}")
+# Every digit byte as b"1", every other byte as b"0": a run of 20 digits (where an integer beyond
+# 64 bits can hide) becomes twenty b"1" in a row, which a C substring search finds. ~0.6 µs for a
+# 600-byte body, where the regex \d{20,} took ~5 µs, four times orjson's own parse.
+_DIGITS_AS_ONES = bytes(0x31 if 0x30 <= byte <= 0x39 else 0x30 for byte in range(256))
+_TWENTY_DIGITS = b"1" * 20
+
+
+def _has_long_number(data: bytes) -> bool:
+    return _TWENTY_DIGITS in bytes(data).translate(_DIGITS_AS_ONES)
 
 
 def dumps(value: Any) -> bytes:
@@ -27,7 +34,7 @@ def dumps(value: Any) -> bytes:
 def loads(data: bytes) -> Any:
     """`json.loads`, through orjson first. json reads what orjson refuses (NaN, UTF-16) and anything
     with a run of 20 digits. Raises ValueError (json.JSONDecodeError) for what neither reads."""
-    if _LONG_NUMBER.search(data):
+    if _has_long_number(data):
         return json.loads(data)
     try:
         return orjson.loads(data)
