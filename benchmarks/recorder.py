@@ -279,7 +279,10 @@ def worker_writer(p: dict[str, Any]) -> dict[str, Any]:
     t1 = time.monotonic()
     recorder.close()
     t2 = time.monotonic()
+    import resource
+
     return {
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # KiB on Linux
         "n": n,
         "rate": rate,
         "cpu_s": time.process_time() - cpu0,  # every thread of the process, from go to close()

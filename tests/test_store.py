@@ -740,13 +740,70 @@ def test_a_backlog_is_folded_in_bounded_transactions(loc: LogLocation, monkeypat
     assert store.query(loc, "SELECT count(DISTINCT call_id) FROM calls").scalar() == 50
 
 
+def test_a_backlog_read_ahead_keeps_the_oldest_copy_and_quarantines_what_does_not_parse(
+    loc: LogLocation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A backlog folds with the next transaction read on a thread of its own while one commits.
+    monkeypatch.setattr(store, "MAX_SEGMENTS_PER_FOLD", 3)
+    loaders: list[str] = []
+    load_ahead = store._load_ahead
+
+    def spy(*args: Any) -> Any:
+        loaders.append(threading.current_thread().name)
+        return load_ahead(*args)
+
+    monkeypatch.setattr(store, "_load_ahead", spy)
+    segments = []
+    for i in range(10):
+        rows = [call(f"c{i}-{j}") for j in range(5)]
+        if i == 1:
+            rows.append(call("dup", request_model="the-oldest"))
+        if i == 7:
+            rows.append(call("dup", request_model="a-later-copy"))
+        if i == 5:
+            rows.append(call("bad", input_tokens="many"))
+        segments.append(spool.write_segment(loc.spool_dir, "calls", rows))
+
+    result = store.fold(loc)
+    assert result.bad == (loc.spool_dir / "bad" / segments[5].name,)
+    assert result.segments == 9 and result.rows == {"calls": 9 * 5 + 1}
+    assert any(name.startswith("unillm-fold-ahead") for name in loaders), loaders
+    assert store.query(loc, "SELECT request_model FROM calls WHERE call_id = 'dup'").rows == [("the-oldest",)]
+    ids = db_ids(loc)
+    assert len(ids) == len(set(ids)) == 46 and "c5-0" not in ids
+    assert spool.list_segments(loc.spool_dir, "calls") == []
+
+
+def test_a_backlog_folded_at_interpreter_exit_lands_whole(loc: LogLocation) -> None:
+    # The recorder's last fold runs at exit, when no thread can start: no reading ahead then.
+    child = _spawn(
+        """
+        import atexit, sys
+        from unillm.tracer import spool, store
+        from unillm.tracer.location import LogLocation
+
+        loc = LogLocation(sys.argv[1])
+        store.MAX_SEGMENTS_PER_FOLD = 3
+        for i in range(10):
+            rows = [{"call_id": f"c{i}-{j}", "started_at": "2026-11-24T05:30:00+00:00"} for j in range(5)]
+            spool.write_segment(loc.spool_dir, "calls", rows)
+        atexit.register(lambda: print(store.fold(loc).rows))
+        """,
+        str(loc.db_path),
+    )
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    assert out.strip() == "{'calls': 50}"
+    assert count(loc) == 50 and spool.list_segments(loc.spool_dir, "calls") == []
+
+
 def test_a_batch_larger_than_the_folds_memory_still_folds(loc: LogLocation) -> None:
     # Folds run under a small DuckDB memory limit (flat RSS); captured contents can exceed it.
     content = {"messages": [{"role": "user", "content": "x" * 20_000}]}
-    for s in range(5):  # ~100 MB of JSON, over the 64 MB the fold starts with
+    for s in range(8):  # ~160 MB of JSON, over the 96 MB the fold starts with
         spool.write_segment(loc.spool_dir, "calls", [call(f"c{s}-{i}", request_content=content) for i in range(1000)])
     result = store.fold(loc)
-    assert result.folded and result.rows == {"calls": 5000} and result.bad == ()
+    assert result.folded and result.rows == {"calls": 8000} and result.bad == ()
     assert store.query(loc, "SELECT count(*), min(length(request_content::VARCHAR)) FROM calls").rows == [
-        (5000, len(json.dumps(content, separators=(",", ":"))))
+        (8000, len(json.dumps(content, separators=(",", ":"))))
     ]

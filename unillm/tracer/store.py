@@ -22,7 +22,8 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,12 +96,19 @@ _fold_lock = threading.Lock()
 _engine: duckdb.DuckDBPyConnection | None = None
 WRITE_ALIAS = "unillm_log"
 # Without a limit the fold's memory (JSON read buffers, the batch, the checkpoint) peaked near 370 MB
-# of RSS over 600k calls and kept climbing; at 64 MB the peaks stay level (~190 MB for the whole
-# recorder). One thread: DuckDB's JSON reader takes a 32 MB buffer per thread, so more threads need
-# a higher limit, and with 2 threads and 128 MB the peaks climbed again. The price is speed: with
-# the segments joined (see _load_batch) a call's rows read in ~4.9 µs; four processes record ~43k
-# calls/s at 64 MB, ~45k at 128 MB (peaks ~60 MB higher), ~47k without a limit (docs/benchmarks.md).
-_FOLD_MEMORY = "64MB"
+# of RSS over 600k calls and kept climbing; with one, the peaks stay level. One thread: DuckDB's JSON
+# reader takes a 32 MB buffer per thread, so more threads need a higher limit. 96 MB, not the 64 MB
+# of before: a backlog folds with the next transaction read while one commits (_ingest_all), two
+# batches of ~31 MB each (16 segments of 2,000 calls) beside the checkpoint. At 64 MB that ran out
+# of memory; four processes recorded 53.3-55.5k calls/s at 96 MB and 56.8-58.2k at 128 MB (sequential
+# folds at 64 MB: 49.0-50.5k). The price: the process that folds a backlog peaks ~22 MB higher
+# (219 MB against 197 MB in benchmarks/recorder.py's four-process run), ~39 MB at 128 MB.
+_FOLD_MEMORY = "96MB"
+# Rows per row group of the log's tables (DuckDB's default is 122,880). A checkpoint rewrites the
+# last, partly filled row group, and every sixth 20k-row fold into a default-sized one cost 13-44 µs
+# per row instead of 3-8 (0.3-0.9 s for one fold); at 16,384 rows each fold costs 2.4-6.5 µs per row
+# and the file is ~13% larger. Only new row groups take it: an older log keeps its old ones.
+_ROW_GROUP_ROWS = 16_384
 _FOLD_THREADS = 1
 
 
@@ -204,8 +212,10 @@ def _batch_sql(table: str, files: Sequence[Path]) -> str:
     )
 
 
-def _load_batch(con: duckdb.DuckDBPyConnection, table: str, files: Sequence[Path]) -> None:
-    """The segments' rows into `_BATCH`, one per key (the oldest segment wins), rows without a key dropped.
+def _load_batch(con: duckdb.DuckDBPyConnection, table: str, files: Sequence[Path], into: str | None = None) -> str:
+    """The segments' rows into a table, one per key (the oldest segment wins), rows without a key
+    dropped; returns the table's name: `_BATCH` (a temp table of `con`), or `into` (a table of the
+    fold engine's in-memory database, which all its cursors see).
 
     What `_batch_sql` selects, made cheaper for folds. The segments are first copied into one file:
     read_json pays ~2.5 ms per file it opens under the fold's memory limit, a third of the cost of
@@ -216,21 +226,23 @@ def _load_batch(con: duckdb.DuckDBPyConnection, table: str, files: Sequence[Path
     """
     keys = ", ".join(quote_ident(k) for k in schema.TABLE_KEYS[table])
     present = " AND ".join(f"s.{quote_ident(k)} IS NOT NULL" for k in schema.TABLE_KEYS[table])
+    target, create = (_BATCH, "TEMP TABLE _unillm_batch") if into is None else (into, f"TABLE {into}")
     joined = _join_segments(files) if len(files) > 1 else None
     try:
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _unillm_batch AS SELECT * "
+            f"CREATE OR REPLACE {create} AS SELECT * "
             f"FROM {_read_segments_sql(table, [joined] if joined else files)} AS s WHERE {present}"
         )
     finally:
         if joined is not None:
             joined.unlink(missing_ok=True)
-    found = con.execute(f"SELECT count(*) - count(DISTINCT ({keys})) FROM {_BATCH}").fetchone()
+    found = con.execute(f"SELECT count(*) - count(DISTINCT ({keys})) FROM {target}").fetchone()
     if found and found[0]:
         con.execute(
-            f"DELETE FROM {_BATCH} WHERE rowid IN (SELECT rowid FROM (SELECT rowid, row_number() OVER "
-            f"(PARTITION BY {keys} ORDER BY rowid) AS n FROM {_BATCH}) WHERE n > 1)"
+            f"DELETE FROM {target} WHERE rowid IN (SELECT rowid FROM (SELECT rowid, row_number() OVER "
+            f"(PARTITION BY {keys} ORDER BY rowid) AS n FROM {target}) WHERE n > 1)"
         )
+    return target
 
 
 def _join_segments(files: Sequence[Path]) -> Path:
@@ -359,7 +371,9 @@ def writing(loc: LogLocation, *, max_wait_s: float = 0.0) -> Iterator[duckdb.Duc
         try:
             while True:
                 try:
-                    con.execute(f"ATTACH {quote_literal(str(loc.db_path))} AS {WRITE_ALIAS}")
+                    con.execute(
+                        f"ATTACH {quote_literal(str(loc.db_path))} AS {WRITE_ALIAS} (ROW_GROUP_SIZE {_ROW_GROUP_ROWS})"
+                    )
                     break
                 except duckdb.Error as e:
                     if not _is_busy(e):
@@ -480,18 +494,141 @@ def _ingest_all(
     con: duckdb.DuckDBPyConnection, loc: LogLocation, max_rounds: int
 ) -> tuple[dict[str, int], int, list[Path]]:
     """Ingest the spool in transactions of at most MAX_SEGMENTS_PER_FOLD segments per table (a
-    bounded number of them: writers that keep adding segments must not keep readers out)."""
+    bounded number of them: writers that keep adding segments must not keep readers out).
+
+    While one transaction inserts and commits (its checkpoint included), a thread of its own reads
+    the next one's segments into memory: the two halves of a fold cost about the same, and DuckDB
+    runs both without the GIL, so a backlog folds on two cores instead of one. A transaction whose
+    segments do not read that way (one vanished, or is corrupt) goes through `_ingest`, which
+    lists again and quarantines.
+    """
     rows: dict[str, int] = {}
     segments, bad = 0, []
-    for _ in range(max_rounds):
-        done, count, quarantined, more = _ingest(con, loc)
-        for table, n in done.items():
-            rows[table] = rows.get(table, 0) + n
-        segments += count
-        bad.extend(quarantined)
-        if not more:
-            break
+    ahead: Future[_Loaded | None] | None = None
+    loaded: _Loaded | None = None
+    with ThreadPoolExecutor(1, thread_name_prefix="unillm-fold-ahead") as pool:
+        try:
+            for round_ in range(max_rounds):
+                loaded = ahead.result() if ahead is not None else _load_ahead(loc, frozenset(), round_ % 2)
+                ahead = None
+                done: dict[str, int] | None = None
+                if loaded is not None:
+                    if loaded.more and round_ + 1 < max_rounds:
+                        ahead = _submit(pool, _load_ahead, loc, loaded.segments(), (round_ + 1) % 2)
+                    done = _commit_loaded(con, loaded)
+                    count, more = len(loaded.segments()), loaded.more
+                    loaded = None
+                if done is None:  # nothing read ahead, or its commit failed: the plain way
+                    if ahead is not None:
+                        _drop_loaded(con, ahead.result())
+                        ahead = None
+                    done, count, quarantined, more = _ingest(con, loc)
+                    bad.extend(quarantined)
+                for table, n in done.items():
+                    rows[table] = rows.get(table, 0) + n
+                segments += count
+                if not more:
+                    break
+        finally:
+            _drop_loaded(con, loaded)
+            if ahead is not None:
+                _drop_loaded(con, ahead.result())
     return rows, segments, bad
+
+
+def _submit(pool: ThreadPoolExecutor, fn: Callable[..., _Loaded | None], *args: Any) -> Future[_Loaded | None] | None:
+    """`pool.submit`, or None at interpreter shutdown (the exit fold), when no thread can start:
+    then the transactions are read one after another."""
+    try:
+        return pool.submit(fn, *args)
+    except RuntimeError:
+        return None
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """One transaction's segments, their rows already read into the fold engine's in-memory database."""
+
+    files: dict[str, list[Path]]
+    tables: dict[str, str]  # table -> the in-memory table holding its segments' rows
+    more: bool  # the spool held more segments than one transaction takes
+
+    def segments(self) -> frozenset[Path]:
+        return frozenset(f for fs in self.files.values() for f in fs)
+
+
+def _list_transaction(loc: LogLocation, exclude: frozenset[Path]) -> tuple[dict[str, list[Path]], bool]:
+    """The oldest segments of each table for one transaction, and whether more are waiting."""
+    listed = {t: [f for f in spool.list_segments(loc.spool_dir, t) if f not in exclude] for t in schema.TABLES}
+    more = any(len(fs) > MAX_SEGMENTS_PER_FOLD for fs in listed.values())
+    return {t: fs[:MAX_SEGMENTS_PER_FOLD] for t, fs in listed.items() if fs}, more
+
+
+def _load_ahead(loc: LogLocation, exclude: frozenset[Path], slot: int) -> _Loaded | None:
+    """The next transaction's segments (leaving out `exclude`, the one being committed) read into
+    memory on a cursor of its own, so on any thread. None when the spool is empty or a segment did
+    not read; two slots, so a load never replaces the tables a commit is reading."""
+    import duckdb
+
+    files, more = _list_transaction(loc, exclude)
+    if not files:
+        return None
+    con = _write_engine().cursor()
+    tables: dict[str, str] = {}
+    try:
+        for table, fs in files.items():
+            tables[table] = _load_batch(con, table, fs, into=f"memory.main._unillm_ahead{slot}_{table}")
+    except (duckdb.Error, FileNotFoundError):  # FileNotFoundError: a segment vanished (_join_segments)
+        _drop_loaded(con, _Loaded(files, tables, more))
+        return None
+    finally:
+        con.close()
+    return _Loaded(files, tables, more)
+
+
+def _drop_loaded(con: duckdb.DuckDBPyConnection, loaded: _Loaded | None) -> None:
+    if loaded is not None:
+        for name in loaded.tables.values():
+            con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def _commit_loaded(con: duckdb.DuckDBPyConnection, loaded: _Loaded) -> dict[str, int] | None:
+    """Insert a loaded transaction's new rows and commit; then delete its segments. None when the
+    commit failed (out of memory, say): the caller folds those segments the plain way."""
+    import duckdb
+
+    try:
+        con.begin()
+        done = {table: _insert_new(con, table, source) for table, source in loaded.tables.items()}
+        con.commit()
+    except duckdb.Error:
+        con.rollback()
+        return None
+    finally:
+        _drop_loaded(con, loaded)
+    _delete_segments(loaded.files)
+    return done
+
+
+def _insert_new(con: duckdb.DuckDBPyConnection, table: str, source: str) -> int:
+    """Insert the rows of `source` whose key `table` lacks; the number inserted."""
+    cols = ", ".join(quote_ident(c.name) for c in schema.TABLES[table])
+    since = _earliest(con, table, source)
+    inserted = con.execute(
+        f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {source} AS s WHERE NOT {_stored_sql(table, table, since)}"
+    ).fetchall()
+    return int(inserted[0][0]) if inserted else 0
+
+
+def _delete_segments(files: dict[str, list[Path]]) -> None:
+    # Only after the commit: a crash before this leaves files whose keys are now stored, and the
+    # next fold skips them.
+    for fs in files.values():
+        for f in fs:
+            try:
+                f.unlink()
+            except FileNotFoundError:
+                pass
 
 
 def _ingest(con: duckdb.DuckDBPyConnection, loc: LogLocation) -> tuple[dict[str, int], int, list[Path], bool]:
@@ -501,23 +638,14 @@ def _ingest(con: duckdb.DuckDBPyConnection, loc: LogLocation) -> tuple[dict[str,
     # Each round either commits or removes a reason to fail (a corrupt file, a vanished one),
     # so a few rounds suffice; new segments keep arriving but are simply left for the next fold.
     for _ in range(5):
-        listed = {t: spool.list_segments(loc.spool_dir, t) for t in schema.TABLES}
-        more = any(len(fs) > MAX_SEGMENTS_PER_FOLD for fs in listed.values())
-        files = {t: fs[:MAX_SEGMENTS_PER_FOLD] for t, fs in listed.items() if fs}
+        files, more = _list_transaction(loc, frozenset())
         if not files:
             return {}, 0, bad, False
         try:
             con.begin()
             rows: dict[str, int] = {}
             for table, fs in files.items():
-                cols = ", ".join(quote_ident(c.name) for c in schema.TABLES[table])
-                _load_batch(con, table, fs)
-                since = _earliest(con, table, _BATCH)
-                inserted = con.execute(
-                    f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {_BATCH} AS s "
-                    f"WHERE NOT {_stored_sql(table, table, since)}"
-                ).fetchall()
-                rows[table] = int(inserted[0][0]) if inserted else 0
+                rows[table] = _insert_new(con, table, _load_batch(con, table, fs))
             con.execute(f"DROP TABLE IF EXISTS {_BATCH}")
             con.commit()
         except (duckdb.Error, FileNotFoundError) as e:  # FileNotFoundError: a segment vanished (_join_segments)
@@ -531,14 +659,7 @@ def _ingest(con: duckdb.DuckDBPyConnection, loc: LogLocation) -> tuple[dict[str,
                 raise  # not a segment's fault
             bad.extend(quarantined)
             continue
-        # Only after the commit: a crash before this line leaves files whose keys are now stored,
-        # and the next fold skips them.
-        for fs in files.values():
-            for f in fs:
-                try:
-                    f.unlink()
-                except FileNotFoundError:
-                    pass
+        _delete_segments(files)
         return rows, sum(len(fs) for fs in files.values()), bad, more
     raise RuntimeError(f"could not fold the spool {loc.spool_dir}: segments kept changing or failing")
 
