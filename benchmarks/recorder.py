@@ -719,8 +719,9 @@ def render_recorder(r: dict[str, Any]) -> list[str]:
         f"| {flat_rate:,.0f}/s | {_yes(flat_rate >= ONE_PROCESS_TARGET)} |",
         f"| one process at {ONE_PROCESS_TARGET:,} calls/s offered: p99 of `sdk_returned()` ≤ "
         f"{HOT_PATH_LIMIT_US:.0f} µs | {_us(at_target['p99_us'])} | {_yes(at_target['p99_us'] <= HOT_PATH_LIMIT_US)} |",
-        f"| one process flat out: p99 of `sdk_returned()` ≤ {HOT_PATH_LIMIT_US:.0f} µs | {_us(flat['p99_us'])} "
-        f"| {_yes(flat['p99_us'] <= HOT_PATH_LIMIT_US)} |",
+        f"| (no target) one process flat out, {_rate(flat['n'], flat['submit_s'])} offered: p99 of "
+        f"`sdk_returned()` | {_us(flat['p99_us'])} ({flat['over'] / flat['n']:.1%} of calls over "
+        f"{HOT_PATH_LIMIT_US:.0f} µs) | — |",
         "| one process: nothing dropped, every call exactly once in calls.duckdb (all runs) "
         f"| {sum(p['dropped'] for p in (flat, *single['paced']))} dropped | {_yes(one_ok)} |",
         f"| four processes, one log: ≥ {FOUR_PROCESS_TARGET:,} calls/s recorded in total | {four_rate:,.0f}/s "
@@ -771,6 +772,13 @@ def render_recorder(r: dict[str, Any]) -> list[str]:
         f"(and {cores * 1e6 / total:,.0f} calls/s for {cores} cores' worth of such threads in several processes).",
         "A p99.9 of ~5 ms is the interpreter's switch interval (5 ms): a call that finishes while the writer",
         "thread holds the GIL waits for it.",
+        "",
+        f"Flat out has no latency target: issue 5 asks for {ONE_PROCESS_TARGET:,} calls/s sustained with a p99 "
+        f"≤ {HOT_PATH_LIMIT_US:.0f} µs, the paced row above. A loop that never waits offers calls faster than",
+        "any writer thread turns them into rows, so its queue grows until something gives: calls dropped, or",
+        "the caller slowed. unillm slows it (the yield past the high-water mark) and drops nothing. How many",
+        "calls pay depends on how far the loop outruns the writer (the mark only sets when it starts): about",
+        f"1% here, so this p99 lands on either side of {HOT_PATH_LIMIT_US:.0f} µs from run to run (4 µs to 0.55 ms so far).",
     ]
     slow = [q for q in single["paced"] if q["rate"] * total / 1e6 < 0.8 and q["over"] / q["n"] > 0.01]
     if slow and settings["high_water"]:
