@@ -41,6 +41,23 @@ def test_anthropic_text_deltas_round_trip(ensure_ascii: bool) -> None:
     assert _texts(out) == ["", *TRICKY]
 
 
+def test_anthropic_events_split_anywhere_across_reads_translate_the_same() -> None:
+    # Whole text-delta events take a shortcut past the SSE decoder; events cut across reads do not.
+    def event(text: str) -> bytes:
+        delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}
+        return b"event: content_block_delta\ndata: " + json.dumps(delta).encode() + b"\n\n"
+
+    start = {"type": "message_start", "message": {"id": "msg_1", "model": "claude", "usage": {"input_tokens": 3}}}
+    head = b"event: message_start\ndata: " + json.dumps(start).encode() + b"\n\n"
+    wire = [head, event("one "), event('"two"\n'), event("three")]
+    body = b"".join(wire[1:])
+    for cut in range(1, len(body)):
+        translator = MessagesStreamTranslator(Translation("/chat/completions", "m", True, False))
+        out = translator.feed(head) + translator.feed(body[:cut]) + translator.feed(body[cut:])
+        out += translator.feed(event("four"))  # whole again, after a cut
+        assert _texts(out) == ["", "one ", '"two"\n', "three", "four"], cut
+
+
 @pytest.mark.parametrize("ensure_ascii", [True, False])
 def test_gemini_text_chunks_round_trip(ensure_ascii: bool) -> None:
     translator = GenerateContentStreamTranslator(Translation("/chat/completions", "m", True, False))

