@@ -19,6 +19,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -279,8 +280,6 @@ def worker_writer(p: dict[str, Any]) -> dict[str, Any]:
     t1 = time.monotonic()
     recorder.close()
     t2 = time.monotonic()
-    import resource
-
     return {
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # KiB on Linux
         "n": n,
@@ -800,14 +799,18 @@ def render_recorder(r: dict[str, Any]) -> list[str]:
         "log path at once: each builds its records, then all start on one signal. Total time is from the",
         "first process's first call to the last process's `close()` returning (every row written, in",
         "calls.duckdb or in the spool, where `unillm.sql` sees it). Counts through `unillm.sql` afterwards.",
+        f"Peak RSS: each process's highest RSS (its {four['n']:,} prebuilt records included); the highest is the",
+        "process that folded most of the backlog, the lowest one that left its segments to the others.",
         "",
         "| processes | calls | submitted in | recorded in | total recorded | p99 `sdk_returned()` (worst process) "
-        "| dropped | rows (distinct) | attempts rows | left in the spool after the last close() |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| dropped | rows (distinct) | attempts rows | left in the spool after the last close() "
+        "| peak RSS (lowest / highest process) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         f"| 4 x {four['n']:,} records | {four_n:,} | {four['submit_seconds']:.2f} s | {four['seconds']:.2f} s "
         f"| {four_rate:,.0f}/s | {_us(max(p['p99_us'] for p in four['procs']))} "
         f"| {sum(p['dropped'] for p in four['procs'])} | {four['log_calls']:,} ({four['log_distinct']:,}) "
-        f"| {four['log_attempts']:,} | {four['segments_after_close']} segments |",
+        f"| {four['log_attempts']:,} | {four['segments_after_close']} segments "
+        f"| {min(p['peak_rss_mb'] for p in four['procs']):.0f} / {max(p['peak_rss_mb'] for p in four['procs']):.0f} MB |",
     ]
     paced = r.get("four_paced")
     if paced:
