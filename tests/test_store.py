@@ -774,22 +774,35 @@ def test_a_backlog_read_ahead_keeps_the_oldest_copy_and_quarantines_what_does_no
     assert spool.list_segments(loc.spool_dir, "calls") == []
 
 
-def test_a_backlog_folded_at_interpreter_exit_lands_whole(loc: LogLocation) -> None:
-    # The recorder's last fold runs at exit, when no thread can start: no reading ahead then.
+@pytest.mark.parametrize("first_fold_at_exit", [True, False])
+def test_a_backlog_folded_at_interpreter_exit_lands_whole(loc: LogLocation, first_fold_at_exit: bool) -> None:
+    # The recorder's last fold runs at exit, when no thread can start (no reading ahead then); in a
+    # short script it is also the first, so the store module is only imported then.
     child = _spawn(
         """
         import atexit, sys
-        from unillm.tracer import spool, store
+        import threading  # as the recorder's threads do: interpreter shutdown then stops new ones
+        from unillm.tracer import spool
         from unillm.tracer.location import LogLocation
 
+        threading.Thread(target=lambda: None).start()
         loc = LogLocation(sys.argv[1])
-        store.MAX_SEGMENTS_PER_FOLD = 3
         for i in range(10):
             rows = [{"call_id": f"c{i}-{j}", "started_at": "2026-11-24T05:30:00+00:00"} for j in range(5)]
             spool.write_segment(loc.spool_dir, "calls", rows)
-        atexit.register(lambda: print(store.fold(loc).rows))
+
+        def fold_at_exit():
+            from unillm.tracer import store
+
+            store.MAX_SEGMENTS_PER_FOLD = 3
+            print(store.fold(loc).rows)
+
+        if sys.argv[2] == "no":
+            from unillm.tracer import store
+        atexit.register(fold_at_exit)
         """,
         str(loc.db_path),
+        "yes" if first_fold_at_exit else "no",
     )
     out, err = child.communicate(timeout=60)
     assert child.returncode == 0, err

@@ -22,8 +22,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -504,45 +503,71 @@ def _ingest_all(
     """
     rows: dict[str, int] = {}
     segments, bad = 0, []
-    ahead: Future[_Loaded | None] | None = None
+    ahead: _ReadAhead | None = None
     loaded: _Loaded | None = None
-    with ThreadPoolExecutor(1, thread_name_prefix="unillm-fold-ahead") as pool:
-        try:
-            for round_ in range(max_rounds):
-                loaded = ahead.result() if ahead is not None else _load_ahead(loc, frozenset(), round_ % 2)
-                ahead = None
-                done: dict[str, int] | None = None
-                if loaded is not None:
-                    if loaded.more and round_ + 1 < max_rounds:
-                        ahead = _submit(pool, _load_ahead, loc, loaded.segments(), (round_ + 1) % 2)
-                    done = _commit_loaded(con, loaded)
-                    count, more = len(loaded.segments()), loaded.more
-                    loaded = None
-                if done is None:  # nothing read ahead, or its commit failed: the plain way
-                    if ahead is not None:
-                        _drop_loaded(con, ahead.result())
-                        ahead = None
-                    done, count, quarantined, more = _ingest(con, loc)
-                    bad.extend(quarantined)
-                for table, n in done.items():
-                    rows[table] = rows.get(table, 0) + n
-                segments += count
-                if not more:
-                    break
-        finally:
-            _drop_loaded(con, loaded)
-            if ahead is not None:
-                _drop_loaded(con, ahead.result())
+    try:
+        for round_ in range(max_rounds):
+            loaded = ahead.result() if ahead is not None else _load_ahead(loc, frozenset(), round_ % 2)
+            ahead = None
+            done: dict[str, int] | None = None
+            if loaded is not None:
+                if loaded.more and round_ + 1 < max_rounds:
+                    ahead = _ReadAhead.start_for(loc, loaded.segments(), (round_ + 1) % 2)
+                done = _commit_loaded(con, loaded)
+                count, more = len(loaded.segments()), loaded.more
+                loaded = None
+            if done is None:  # nothing read ahead, or its commit failed: the plain way
+                if ahead is not None:
+                    _drop_loaded(con, ahead.result())
+                    ahead = None
+                done, count, quarantined, more = _ingest(con, loc)
+                bad.extend(quarantined)
+            for table, n in done.items():
+                rows[table] = rows.get(table, 0) + n
+            segments += count
+            if not more:
+                break
+    finally:
+        _drop_loaded(con, loaded)
+        if ahead is not None:
+            _drop_loaded(con, ahead.result())
     return rows, segments, bad
 
 
-def _submit(pool: ThreadPoolExecutor, fn: Callable[..., _Loaded | None], *args: Any) -> Future[_Loaded | None] | None:
-    """`pool.submit`, or None at interpreter shutdown (the exit fold), when no thread can start:
-    then the transactions are read one after another."""
-    try:
-        return pool.submit(fn, *args)
-    except RuntimeError:
-        return None
+class _ReadAhead(threading.Thread):
+    """`_load_ahead` on a thread of its own; `result()` waits for it and raises what it raised.
+
+    A plain thread, not concurrent.futures: the exit fold may be a process's first, and importing
+    concurrent.futures.thread at interpreter shutdown raises. At shutdown, when no thread can
+    start, `start_for` returns None and the transactions are read one after another.
+    """
+
+    def __init__(self, loc: LogLocation, exclude: frozenset[Path], slot: int) -> None:
+        super().__init__(name="unillm-fold-ahead", daemon=True)
+        self._job = (loc, exclude, slot)
+        self._loaded: _Loaded | None = None
+        self._error: BaseException | None = None
+
+    @classmethod
+    def start_for(cls, loc: LogLocation, exclude: frozenset[Path], slot: int) -> _ReadAhead | None:
+        thread = cls(loc, exclude, slot)
+        try:
+            thread.start()
+        except RuntimeError:  # interpreter shutdown
+            return None
+        return thread
+
+    def run(self) -> None:
+        try:
+            self._loaded = _load_ahead(*self._job)
+        except BaseException as exc:  # handed to the folding thread by result()
+            self._error = exc
+
+    def result(self) -> _Loaded | None:
+        self.join()
+        if self._error is not None:
+            raise self._error
+        return self._loaded
 
 
 @dataclass(frozen=True)
