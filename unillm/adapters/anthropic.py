@@ -350,17 +350,23 @@ class MessagesStreamTranslator:
         # `event:` line, the `data:` line (JSON escapes its own newlines) and the blank line.
         if (
             chunk.startswith(b"event: content_block_delta\n")
-            and b'"text_delta"' in chunk
             and chunk.endswith(b"\n\n")
             and chunk.count(b"\n") == 3
             and b"\r" not in chunk
             and not self.ended
             and self.decoder.idle
         ):
-            literal = TEXT_LITERAL.search(chunk)
-            if literal is not None:
-                return self.out.raw_text(literal.group(1))
+            copied = self._copied_text(chunk)
+            if copied is not None:
+                return copied
         return self._translate(self.decoder.feed(chunk))
+
+    def _copied_text(self, data: bytes) -> bytes | None:
+        """A text delta's chunk, its text literal copied without decoding the event; None for any other event."""
+        if b'"text_delta"' not in data:
+            return None
+        literal = TEXT_LITERAL.search(data)
+        return None if literal is None else self.out.raw_text(literal.group(1))
 
     def close(self) -> bytes:
         return self._translate(self.decoder.close())
@@ -370,11 +376,10 @@ class MessagesStreamTranslator:
         for name, data in events:
             if self.ended:
                 break
-            if b'"text_delta"' in data:  # most events: copy the text literal, skip decoding the event
-                literal = TEXT_LITERAL.search(data)
-                if literal is not None:
-                    out.append(self.out.raw_text(literal.group(1)))
-                    continue
+            copied = self._copied_text(data)  # most events: skip decoding them
+            if copied is not None:
+                out.append(copied)
+                continue
             try:
                 event = json.loads(data)
             except ValueError:  # a cut or garbled event: the answer cannot be trusted past it

@@ -511,10 +511,11 @@ def _ingest_all(
             ahead = None
             done: dict[str, int] | None = None
             if loaded is not None:
+                taken = loaded.segments()
                 if loaded.more and round_ + 1 < max_rounds:
-                    ahead = _ReadAhead.start_for(loc, loaded.segments(), (round_ + 1) % 2)
+                    ahead = _ReadAhead.start_for(loc, taken, (round_ + 1) % 2)
                 done = _commit_loaded(con, loaded)
-                count, more = len(loaded.segments()), loaded.more
+                count, more = len(taken), loaded.more
                 loaded = None
             if done is None:  # nothing read ahead, or its commit failed: the plain way
                 if ahead is not None:
