@@ -71,6 +71,39 @@ def test_gemini_text_chunks_round_trip(ensure_ascii: bool) -> None:
     assert "".join(_texts(out)) == "".join(TRICKY)
 
 
+def _tool_names(sse: bytes) -> list[str]:
+    names = []
+    for block in sse.split(b"\n\n"):
+        if block.startswith(b"data: {"):
+            for choice in json.loads(block[6:]).get("choices") or ():
+                names += [call["function"]["name"] for call in choice["delta"].get("tool_calls") or ()]
+    return names
+
+
+def test_gemini_copies_the_text_of_a_lone_plain_text_part_only() -> None:
+    # Chunks made of one candidate with one text-only part are copied without decoding; every other
+    # shape must be decoded, or a thought would be shown, a signature lost or a tool call missed.
+    def chunk(*candidates: dict) -> bytes:
+        return b"data: " + json.dumps({"candidates": list(candidates)}).encode() + b"\r\n\r\n"
+
+    def parts(*items: dict) -> dict:
+        return {"content": {"role": "model", "parts": list(items)}}
+
+    call = {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}
+    translator = GenerateContentStreamTranslator(Translation("/chat/completions", "m", True, False))
+    out = translator.feed(chunk(parts({"text": "one "})))  # the first chunk: role + text, decoded
+    out += translator.feed(chunk(parts({"text": "two "})))  # copied
+    out += translator.feed(chunk(parts({"text": "hidden", "thought": True})))
+    out += translator.feed(chunk(parts({"thought": True, "text": "hidden too"})))
+    out += translator.feed(chunk(parts({"text": "three ", "thoughtSignature": "c2ln"})))
+    out += translator.feed(chunk(parts({"text": "four "}, {"text": "five "})))
+    out += translator.feed(chunk(parts(call), parts({"text": "second candidate"})))
+    out += translator.feed(chunk({**parts({"text": "six"}), "finishReason": "STOP"}))
+    assert _texts(out) == ["", "one ", "two ", "three ", "four five ", "six"]
+    assert _tool_names(out) == ["get_weather"]
+    assert b'"finish_reason":"tool_calls"' in out  # the last chunk's finish, after a call
+
+
 def test_bodies_keep_what_orjson_alone_would_change() -> None:
     # Translated bodies are read and written with orjson for speed; what it refuses or would change
     # (an integer beyond 64 bits read as a float, NaN, a non-str key) goes through json.

@@ -340,6 +340,7 @@ class MessagesStreamTranslator:
         self.raw_usage: dict[str, Any] = {}
         self.tool_index: dict[int, int] = {}  # content block index → OpenAI tool_calls index
         self.ended = False
+        self.copied_text = False  # the last feed returned one copied text delta (see StreamTranslator)
 
     def chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
         return self.out.delta(delta, finish)
@@ -358,7 +359,9 @@ class MessagesStreamTranslator:
         ):
             copied = self._copied_text(chunk)
             if copied is not None:
+                self.copied_text = True
                 return copied
+        self.copied_text = False
         return self._translate(self.decoder.feed(chunk))
 
     def _copied_text(self, data: bytes) -> bytes | None:

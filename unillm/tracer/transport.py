@@ -122,15 +122,21 @@ def _address(url: Any) -> str:
 class _TranslatingTap:
     """A provider's stream translated to OpenAI wire and tapped in one step (one generator, not two)."""
 
-    __slots__ = ("_tap", "_translator")
+    __slots__ = ("_tap", "_translator", "_says_copied")
 
     def __init__(self, translator: Any, tap: Any) -> None:
         self._translator = translator
         self._tap = tap
+        # A text delta the translator copied itself needs no inspecting (adapters.base.StreamTranslator).
+        self._says_copied = hasattr(translator, "copied_text") and hasattr(tap, "feed_copied_text")
 
     def feed(self, chunk: bytes) -> bytes:
         translated = self._translator.feed(chunk)
-        return self._tap.feed(translated) if translated else b""
+        if not translated:
+            return b""
+        if self._says_copied and self._translator.copied_text:
+            return self._tap.feed_copied_text(translated)
+        return self._tap.feed(translated)
 
     def finish(self) -> bytes:
         tail = self._translator.close()
