@@ -21,6 +21,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from unillm.adapters import http_messages
 from unillm.adapters.base import Adapter, Target, Translation, UnsupportedFeature, openai_error
 from unillm.fastjson import loads
 from unillm.routing.policy import FAILOVER, FINAL, RETRY, Run, Step, is_context_window_error, is_refusal, is_retryable
@@ -155,12 +156,13 @@ class _Dispatch:
         except UnsupportedFeature as exc:
             content = openai_error(400, f"unillm: {exc}", kind="invalid_request_error", code="unsupported_parameter")
             return attempt, None, http.Response(400, headers=_NO_RETRY, content=content)
-        provider_request = http.Request(
+        provider_request = http_messages.request(
+            http,
             outgoing.method,
             _url(http, outgoing.url),
-            headers=outgoing.headers,
-            content=outgoing.body,
-            extensions=_with_timeout(request.extensions, target.timeout, step),
+            outgoing.headers,
+            outgoing.body,
+            _with_timeout(request.extensions, target.timeout, step),
         )
         return attempt, translation, provider_request
 
@@ -192,7 +194,8 @@ class _Dispatch:
                 status, content = 502, openai_error(502, message, kind="server_error", code="bad_response")
             if "retry_after" in translation.extra and "retry-after" not in headers:
                 headers["retry-after"] = str(translation.extra["retry_after"])
-            response = http.Response(status, headers={**headers, "content-type": "application/json"}, content=content)
+            headers["content-type"] = "application/json"
+            response = http_messages.response(http, status, headers, content)
             tap_response(attempt, response, is_async=is_async)
             return response
         # The provider's own byte stream, translated and tapped as the SDK reads it.
