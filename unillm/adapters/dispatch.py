@@ -26,7 +26,7 @@ from unillm.adapters.base import Adapter, Target, Translation, UnsupportedFeatur
 from unillm.fastjson import loads
 from unillm.routing.policy import FAILOVER, FINAL, RETRY, Run, Step, is_context_window_error, is_refusal, is_retryable
 from unillm.tracer.call import AttemptRecord, CallRecord, ErrorNote
-from unillm.tracer.transport import tap_response
+from unillm.tracer.transport import content_type_of, tap_response
 
 _NO_RETRY = {"content-type": "application/json", "x-should-retry": "false"}
 # The provider's headers the SDK sees on a translated answer (its retry advice, the request id).
@@ -288,7 +288,7 @@ def _bad_answer(translation: Translation, response: Any, body: bytes) -> str | N
     the SDK would hand the app a str or raise a JSONDecodeError, so it counts as a server error."""
     if response.status_code >= 400:
         return None
-    content_type = response.headers.get("content-type", "")
+    content_type = content_type_of(response)
     if translation.stream:
         return f"answered a stream request with content-type {content_type or '(none)'}, not text/event-stream"
     if "json" not in content_type:
@@ -305,7 +305,7 @@ def _is_stream(translation: Translation, response: Any) -> bool:
     return (
         translation.stream
         and response.status_code < 400
-        and "text/event-stream" in response.headers.get("content-type", "")
+        and "text/event-stream" in content_type_of(response)
     )
 
 

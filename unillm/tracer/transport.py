@@ -114,6 +114,15 @@ def _stream_classes(library: str) -> tuple[type, type]:
     return sync_cls, async_cls
 
 
+def content_type_of(response: Any) -> str:
+    """The response's content-type ("" when missing). One pass over its raw headers: `headers.get`
+    on a fresh response first checks every header's encoding (~1.7 µs; ~0.5 µs this way)."""
+    for name, value in response.headers.raw:
+        if name.lower() == b"content-type":
+            return value.decode("latin-1")
+    return ""
+
+
 def _address(url: Any) -> str:
     netloc = url.netloc
     return netloc.decode("ascii", "replace") if isinstance(netloc, bytes) else str(netloc)
@@ -148,7 +157,7 @@ def tap_response(attempt: AttemptRecord, response: Any, is_async: bool, translat
     provider's stream into OpenAI wire (adapters.dispatch)."""
     try:
         attempt.http_status = response.status_code
-        tap: Any = tap_for(attempt, response.status_code, response.headers.get("content-type", ""))
+        tap: Any = tap_for(attempt, response.status_code, content_type_of(response))
         if translator is not None:
             tap = _TranslatingTap(translator, tap)
         content = response.__dict__.get("_content")
