@@ -178,7 +178,7 @@ def _bench_calls(quick: bool, log: Path) -> dict[str, Any]:
 
     litellm.suppress_debug_info = True
     rounds = 2 if quick else 4
-    sizes = {"sync": 50, "stream10": 15, "stream110": 5, "async": 50}
+    sizes = {"sync": 50, "stream10": 60, "stream110": 5, "async": 50}
     if quick:
         sizes = {kind: max(3, n // 3) for kind, n in sizes.items()}
 

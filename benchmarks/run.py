@@ -68,6 +68,22 @@ def _summary(raw: list[float], patched: list[float]) -> dict[str, float]:
     }
 
 
+# Steady state, not a fresh patch(): the recorder's threads flush every 0.5 s and fold every 1 s,
+# so a patched side is timed only after SETTLE_S of calls and for at least BLOCK_S, which holds
+# flushes and folds (a block of 400 calls right after patch() ended before the first flush, and
+# its writer's work fell into the untimed unpatch()).
+SETTLE_S = 0.6
+BLOCK_S = 1.2
+
+
+def _timed_for(run_block: Callable[[], list[float]], seconds: float) -> list[float]:
+    times: list[float] = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        times += run_block()
+    return times
+
+
 def _alternate(run_block: Callable[[], list[float]], rounds: int, log: Path) -> tuple[list[float], list[float]]:
     import unillm
 
@@ -78,9 +94,10 @@ def _alternate(run_block: Callable[[], list[float]], rounds: int, log: Path) -> 
     run_block()
     unillm.unpatch()
     for _ in range(rounds):
-        raw += run_block()
+        raw += _timed_for(run_block, BLOCK_S)
         unillm.patch(log=str(log))
-        patched += run_block()
+        _timed_for(run_block, SETTLE_S)
+        patched += _timed_for(run_block, BLOCK_S)
         unillm.unpatch()
     return raw, patched
 
@@ -342,8 +359,11 @@ def _us(value: float) -> str:
     return f"{value:,.1f} µs"
 
 
-def _verdict(name: str, r: dict[str, float], *, per_call_limit_us: float) -> tuple[str, str, str]:
-    """(row name, target, met) for a row: streams are judged per chunk (≤ 5 µs), whole calls per call."""
+def _verdict(
+    name: str, r: dict[str, float], *, per_call_limit_us: float, floor_share: float | None = None
+) -> tuple[str, str, str]:
+    """(row name, target, met) for a row: streams are judged per chunk (≤ 5 µs), whole calls per call
+    (and, with `floor_share`, also as a share of the raw SDK's own time: the ratio)."""
     if "streaming (" in name:
         per_chunk = r["added_per_chunk_us"]
         return (
@@ -351,8 +371,12 @@ def _verdict(name: str, r: dict[str, float], *, per_call_limit_us: float) -> tup
             "≤ 5 µs per chunk (slope)",
             "yes" if per_chunk <= 5 else "**no**",
         )
-    met = "yes" if r["added_median_us"] <= per_call_limit_us else "**no**"
-    return name, f"≤ {per_call_limit_us:.0f} µs", met
+    met = r["added_median_us"] <= per_call_limit_us
+    target = f"≤ {per_call_limit_us:.0f} µs"
+    if floor_share is not None:
+        met = met and r["ratio"] <= 1 + floor_share
+        target += f" and ≤ {floor_share:.0%} of the raw SDK's time (ratio ≤ {1 + floor_share:.2f})"
+    return name, target, "yes" if met else "**no**"
 
 
 def render(results: dict[str, Any], args: argparse.Namespace) -> str:
@@ -408,14 +432,23 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _overhead_rounds(args: argparse.Namespace) -> int:
+    return max(2, args.rounds // 2)  # each round is ~3 s per path (settle and block times)
+
+
 def render_overhead(results: dict[str, Any], args: argparse.Namespace) -> list[str]:
     lines = [
         "",
         "## Added time per call (in-process fake: the SDK's floor, no network)",
         "",
-        f"Raw openai SDK vs the same client after `unillm.patch()` (recording on, writer thread running), "
-        f"alternating blocks of {args.block} calls ({args.block // 2} {STREAM_CHUNKS}-chunk streams, "
-        f"{args.block // 8} {STREAM_CHUNKS_LONG}-chunk streams), {args.rounds} rounds per side.",
+        "Raw openai SDK vs the same client after `unillm.patch()` (recording on, its threads running), "
+        f"alternating sides for {_overhead_rounds(args)} rounds: each side timed for {BLOCK_S:.1f} s of calls "
+        f"(in blocks of {args.block} calls, {args.block // 2} {STREAM_CHUNKS}-chunk streams or "
+        f"{args.block // 8} {STREAM_CHUNKS_LONG}-chunk streams), the patched side after {SETTLE_S:.1f} s of "
+        "untimed calls. So the patched side is in its steady state (the recorder flushes every 0.5 s and folds "
+        "every 1 s, and its thread turns calls into rows on the same GIL, in the timed blocks), not the first "
+        "calls after `patch()`. The in-process fake never blocks: the worst case for a background thread, "
+        "whose work an app waiting on the network does not wait for.",
         "",
         "| path | raw SDK median | with unillm median | added median | raw p99 | with unillm p99 | ratio | target | met |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -424,7 +457,7 @@ def render_overhead(results: dict[str, Any], args: argparse.Namespace) -> list[s
         if "first token" in name:
             target, met = "—", "—"
         else:
-            name, target, met = _verdict(name, r, per_call_limit_us=50)
+            name, target, met = _verdict(name, r, per_call_limit_us=50, floor_share=0.05)
         lines.append(
             f"| {name} | {_us(r['raw_median_us'])} | {_us(r['patched_median_us'])} | {_us(r['added_median_us'])} "
             f"| {_us(r['raw_p99_us'])} | {_us(r['patched_p99_us'])} | {r['ratio']:.3f} | {target} | {met} |"
@@ -598,8 +631,8 @@ def main() -> None:
             print(f"{name} took {seconds[name]:.0f} s", flush=True)
 
         def overhead() -> dict[str, Any]:
-            out = bench_sync(args.rounds, args.block, log)
-            out.update(bench_async(args.rounds, args.block, log))
+            out = bench_sync(_overhead_rounds(args), args.block, log)
+            out.update(bench_async(_overhead_rounds(args), args.block, log))
             return out
 
         def peer(name: str) -> Callable[[], Any]:

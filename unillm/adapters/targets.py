@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from unillm.routing.policy import Plan
 
 
+_UNSEEN = object()  # a model name not resolved yet (None is a resolution: not unillm's to route)
+
+
 class TargetResolver:
     """Model name → the plan of targets to try (None: not unillm's to route)."""
 
@@ -36,8 +39,9 @@ class TargetResolver:
         self._cache: dict[str, Plan | None] = {}
 
     def __call__(self, model: str) -> Plan | None:
-        if model in self._cache:
-            return self._cache[model]
+        plan = self._cache.get(model, _UNSEEN)
+        if plan is not _UNSEEN:
+            return plan  # type: ignore[return-value]
         # Here, not at module level: the strategies and their classifier are ~6 ms of patch()
         # that an app whose calls are never routed does not need.
         from unillm.routing.policy import Plan

@@ -156,8 +156,9 @@ def tap_response(attempt: AttemptRecord, response: Any, is_async: bool, translat
     """Record `response` as `attempt` while the SDK reads it; `translator` first turns a
     provider's stream into OpenAI wire (adapters.dispatch)."""
     try:
-        attempt.http_status = response.status_code
-        tap: Any = tap_for(attempt, response.status_code, content_type_of(response))
+        status = attempt.http_status = response.status_code
+        # A call that asked for no stream is answered in one body: its content-type is not needed.
+        tap: Any = tap_for(attempt, status, content_type_of(response)) if attempt.call.stream else JsonTap(attempt)
         if translator is not None:
             tap = _TranslatingTap(translator, tap)
         content = response.__dict__.get("_content")
