@@ -73,7 +73,7 @@ def _summary(raw: list[float], patched: list[float]) -> dict[str, float]:
 # flushes and folds (a block of 400 calls right after patch() ended before the first flush, and
 # its writer's work fell into the untimed unpatch()).
 SETTLE_S = 0.6
-BLOCK_S = 1.2
+BLOCK_S = 1.0
 
 
 def _timed_for(run_block: Callable[[], list[float]], seconds: float) -> list[float]:
@@ -454,7 +454,7 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
 
 
 def _overhead_rounds(args: argparse.Namespace) -> int:
-    return max(2, args.rounds // 2)  # each round is ~3 s per path (settle and block times)
+    return max(2, args.rounds * 2 // 5)  # each round is ~2.6 s per path (settle and block times)
 
 
 def render_overhead(results: dict[str, Any], args: argparse.Namespace) -> list[str]:
