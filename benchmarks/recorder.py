@@ -690,10 +690,8 @@ def render_recorder(r: dict[str, Any]) -> list[str]:
     samples = all_samples[len(all_samples) // 10 - 1 :: len(all_samples) // 10]  # every 10%, for the table
     first, last = samples[0]["rss_mb"], samples[-1]["rss_mb"]
     peak = max(s["rss_mb"] for s in all_samples)
-    # Flat = the middle of the saw-tooth does not climb: the median RSS over the second half of the
-    # calls against the median over 10%-50% (the first 10% is warm-up: price table, DuckDB, the
-    # first folds). Not the peaks: each is one sample's luck on a fold's transient memory (two
-    # read-ahead batches), +2 to +21 MB apart between halves over runs whose floor did not move.
+    # Flat = the median RSS over the second half against the median over 10%-50% (the first 10% is
+    # warm-up: price table, DuckDB, the first folds); why not the peaks: the text under the table.
     tenth, half = len(all_samples) // 10, len(all_samples) // 2
     early_peak = max(s["rss_mb"] for s in all_samples[tenth:half])
     late_peak = max(s["rss_mb"] for s in all_samples[half:])
